@@ -1,0 +1,1 @@
+namespace Hil.Model; public static class Placeholder { }
