@@ -1,1 +1,9 @@
-return 0;
+using System.CommandLine;
+using Hil.Cli;
+using Hil.Cli.Commands;
+
+// Each command group lives in Commands/<Group>Commands.cs and exposes Build(); register it here.
+var root = new RootCommand("hil — hardware-in-the-loop harness for Linux + OP-TEE boards");
+root.Subcommands.Add(ModelCommands.Build());
+root.Subcommands.Add(BenchCommands.Build());
+return CliRunner.Run(root, args);

@@ -1,0 +1,43 @@
+using System.CommandLine;
+
+namespace Hil.Cli;
+
+/// <summary>Runs the parsed command and turns a user's mistake into one clear line, never a stack trace.</summary>
+public static class CliRunner
+{
+    /// <summary>Exit code for bad input (file, argument): distinct from 1 = "a finding / a failed test".</summary>
+    public const int UsageError = 2;
+
+    public static int Run(RootCommand root, string[] args)
+    {
+        try
+        {
+            return root.Parse(args).Invoke();
+        }
+        catch (Exception ex) when (UserErrors.Describe(ex) is { } message)
+        {
+            Console.Error.WriteLine($"hil: {message}");
+            return UsageError;
+        }
+    }
+}
+
+/// <summary>
+/// The exception types that mean "the user's input is wrong" (each library defines its own, since
+/// the model depends on nothing of ours). Add a type here when a library adds one.
+/// </summary>
+public static class UserErrors
+{
+    private static readonly List<Func<Exception, string?>> Describers = [];
+
+    public static void Register<T>(Func<T, string> describe) where T : Exception =>
+        Describers.Add(ex => ex is T t ? describe(t) : null);
+
+    public static string? Describe(Exception ex)
+    {
+        var inner = ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
+        foreach (var d in Describers)
+            if (d(inner) is { } s) return s;
+        return inner is FileNotFoundException or DirectoryNotFoundException ? inner.Message : null;
+    }
+}
