@@ -6,4 +6,5 @@ using Hil.Cli.Commands;
 var root = new RootCommand("hil — hardware-in-the-loop harness for Linux + OP-TEE boards");
 root.Subcommands.Add(ModelCommands.Build());
 root.Subcommands.Add(BenchCommands.Build());
+foreach (var c in QemuCommands.Build()) root.Subcommands.Add(c);
 return CliRunner.Run(root, args);
