@@ -1,13 +1,117 @@
 using System.CommandLine;
+using Hil.Model.Conformance;
+using Hil.Model.Core;
+using Hil.Model.Execution;
+using Hil.Model.Exploration;
+using Hil.Model.Scenarios;
+using Hil.Model.Simulation;
 
 namespace Hil.Cli.Commands;
 
-/// <summary>`hil model simulate|explore|check-trace` — the reference model on files.</summary>
+/// <summary>
+/// `hil model simulate|explore|check-trace FILE [--policy P] [--json]` — the reference model on
+/// files. Exit 0: nothing found; 1: a finding or a divergence; 2: bad input.
+/// </summary>
 public static class ModelCommands
 {
+    static ModelCommands()
+    {
+        UserErrors.Register<ScenarioException>(e => e.Message);
+        UserErrors.Register<TraceFormatException>(e => e.Message);
+    }
+
     public static Command Build()
     {
         var model = new Command("model", "The reference model of the OP-TEE call queue");
+        model.Subcommands.Add(Simulate());
+        model.Subcommands.Add(Explore());
+        model.Subcommands.Add(CheckTrace());
+        model.Subcommands.Add(Policies());
         return model;
+    }
+
+    private static Argument<FileInfo> FileArg(string what) => new("FILE") { Description = what };
+
+    private static Option<string?> PolicyOpt() => new("--policy", "-p")
+    {
+        Description = $"policy to apply instead of the file's ({Policy.Names})",
+    };
+
+    private static Option<bool> JsonOpt() => new("--json") { Description = "JSON lines instead of text" };
+
+    private static Policy? ResolvePolicy(string? name) => name is null ? null
+        : Policy.Find(name) ?? throw new ScenarioException("--policy", 0, "policy", $"unknown policy '{name}'; expected one of {Policy.Names}");
+
+    private static Scenario LoadScenario(FileInfo file, string? policy)
+    {
+        if (!file.Exists) throw new FileNotFoundException($"{file.FullName}: no such scenario file");
+        return ScenarioParser.Parse(File.ReadAllText(file.FullName), file.FullName, ResolvePolicy(policy));
+    }
+
+    private static Command Simulate()
+    {
+        var file = FileArg("scenario file (YAML)");
+        var policy = PolicyOpt();
+        var json = JsonOpt();
+        var cmd = new Command("simulate", "Deterministic timed run: a timeline of every call's events") { file, policy, json };
+        cmd.SetAction(pr =>
+        {
+            var result = Simulator.Run(LoadScenario(pr.GetValue(file)!, pr.GetValue(policy)));
+            foreach (var line in pr.GetValue(json) ? Rendering.SimulationJson(result) : Rendering.SimulationText(result))
+                Console.Out.WriteLine(line);
+            return result.HasFindings ? 1 : 0;
+        });
+        return cmd;
+    }
+
+    private static Command Explore()
+    {
+        var file = FileArg("scenario file (YAML)");
+        var policy = PolicyOpt();
+        var json = JsonOpt();
+        var max = new Option<long>("--max-states") { Description = "stop after this many states (reported as incomplete)", DefaultValueFactory = _ => 20_000_000 };
+        var cmd = new Command("explore", "Every interleaving: deadlocks, stranded waiters, broken invariants, with shortest paths") { file, policy, json, max };
+        cmd.SetAction(pr =>
+        {
+            var scenario = LoadScenario(pr.GetValue(file)!, pr.GetValue(policy));
+            if (scenario.Calls.Count > Explorer.MaxCalls)
+                throw new ScenarioException(scenario.Source, 1, "clients", $"explore handles at most {Explorer.MaxCalls} calls, this scenario has {scenario.Calls.Count}; use simulate");
+            var result = Explorer.Run(scenario, new ExploreOptions(pr.GetValue(max)));
+            foreach (var line in pr.GetValue(json) ? Rendering.ExplorationJson(result) : Rendering.ExplorationText(result))
+                Console.Out.WriteLine(line);
+            return result.HasFindings ? 1 : 0;
+        });
+        return cmd;
+    }
+
+    private static Command CheckTrace()
+    {
+        var file = FileArg("trace file (JSON lines, format in docs/trace-format.md)");
+        var policy = PolicyOpt();
+        var json = JsonOpt();
+        var threads = new Option<int?>("--threads") { Description = "secure thread count (overrides the trace header)" };
+        var cmd = new Command("check-trace", "Replay a board trace against the model; report the first event it forbids") { file, policy, json, threads };
+        cmd.SetAction(pr =>
+        {
+            var f = pr.GetValue(file)!;
+            if (!f.Exists) throw new FileNotFoundException($"{f.FullName}: no such trace file");
+            var options = new ConformanceOptions(ResolvePolicy(pr.GetValue(policy)), pr.GetValue(threads));
+            var result = ConformanceChecker.Check(() => File.OpenRead(f.FullName), f.FullName, options);
+            foreach (var line in pr.GetValue(json) ? ConformanceRendering.Json(result) : ConformanceRendering.Text(result))
+                Console.Out.WriteLine(line);
+            return result.Conforms ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    private static Command Policies()
+    {
+        var cmd = new Command("policies", "List the model's policies");
+        cmd.SetAction(_ =>
+        {
+            foreach (var p in Policy.All) Console.Out.WriteLine($"{p.Name,-14} {p.Description}");
+            return 0;
+        });
+        return cmd;
     }
 }

@@ -1,0 +1,268 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Hil.Model.Conformance;
+
+/// <summary>A trace line is wrong: names the file, line and field.</summary>
+public sealed class TraceFormatException(string source, long line, string field, string problem)
+    : Exception($"{source}:{line}: {field}: {problem}")
+{
+    public string File { get; } = source;
+    public long Line { get; } = line;
+    public string Field { get; } = field;
+}
+
+/// <summary>
+/// Streams a JSON-lines trace: one line at a time from a byte buffer, no per-line string, so
+/// memory stays flat whatever the trace length. Task names are interned to small integers.
+/// </summary>
+public sealed class TraceReader : IDisposable
+{
+    private readonly Stream _stream;
+    private readonly string _source;
+    private readonly Dictionary<string, int> _tasks = [];
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _taskLookup;
+    private readonly List<string> _taskNames = [];
+    private byte[] _buf = ArrayPool<byte>.Shared.Rent(1 << 16);
+    private int _start, _end;
+    private bool _eof;
+    private long _line;
+
+    public TraceReader(Stream stream, string source)
+    {
+        _stream = stream;
+        _source = source;
+        _taskLookup = _tasks.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    public TraceHeader? Header { get; private set; }
+    public long LinesRead => _line;
+    public string TaskName(int task) => task >= 0 && task < _taskNames.Count ? _taskNames[task] : "?";
+
+    /// <summary>Reads the next event into <paramref name="e"/>; false at the end. A header line is consumed into <see cref="Header"/>.</summary>
+    public bool Next(ref TraceEvent e)
+    {
+        while (NextLine(out var line))
+        {
+            _line++;
+            var trimmed = line.Trim(" \t\r"u8);
+            if (trimmed.IsEmpty || trimmed[0] == (byte)'#') continue;
+            e.Reset();
+            e.Line = _line;
+            Parse(trimmed, ref e);
+            if (e.Kind == TraceKind.Header) continue;
+            return true;
+        }
+        return false;
+    }
+
+    private bool NextLine(out ReadOnlySpan<byte> line)
+    {
+        while (true)
+        {
+            var avail = _buf.AsSpan(_start, _end - _start);
+            var nl = avail.IndexOf((byte)'\n');
+            if (nl >= 0)
+            {
+                line = avail[..nl];
+                _start += nl + 1;
+                return true;
+            }
+            if (_eof)
+            {
+                if (avail.IsEmpty) { line = default; return false; }
+                line = avail;
+                _start = _end;
+                return true;
+            }
+            // Compact, grow when one line fills the buffer, then read more.
+            if (_start > 0)
+            {
+                avail.CopyTo(_buf);
+                _end -= _start; _start = 0;
+            }
+            if (_end == _buf.Length)
+            {
+                if (_buf.Length >= 1 << 24) throw new TraceFormatException(_source, _line + 1, "(line)", "line longer than 16 MiB");
+                var bigger = ArrayPool<byte>.Shared.Rent(_buf.Length * 2);
+                _buf.AsSpan(0, _end).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(_buf);
+                _buf = bigger;
+            }
+            var n = _stream.Read(_buf, _end, _buf.Length - _end);
+            if (n == 0) _eof = true; else _end += n;
+        }
+    }
+
+    private void Parse(ReadOnlySpan<byte> json, ref TraceEvent e)
+    {
+        var r = new Utf8JsonReader(json, new JsonReaderOptions { AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow });
+        string field = "(line)";
+        bool sawKind = false;
+        bool isHeader = false;
+        string? hFormat = null, hPolicy = null, hBoard = null, hKernel = null;
+        int? hThreads = null, hDriver = null, hSysReq = null;
+        HashSet<TraceKind>? hProbes = null;
+        try
+        {
+            if (!r.Read() || r.TokenType != JsonTokenType.StartObject) throw Bad("(line)", "expected a JSON object per line");
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                field = r.GetString() ?? "";
+                r.Read();
+                switch (field)
+                {
+                    case "type":
+                        isHeader = Str(ref r, field) == "header";
+                        if (isHeader) { e.Kind = TraceKind.Header; sawKind = true; }
+                        break;
+                    case "ev": e.Kind = KindOf(ref r); sawKind = true; break;
+                    case "t": e.Time = Num(ref r, field); break;
+                    case "t_ns": e.Time = Num(ref r, field) / 1e9; break;
+                    case "task": e.Task = Intern(ref r); break;
+                    case "w": e.Waiter = Address(ref r); e.HasWaiter = true; break;
+                    case "sys": e.Sys = (sbyte)(Flag(ref r, field) ? 1 : 0); break;
+                    case "free": e.Free = Int(ref r, field); break;
+                    case "sysreq": if (isHeader) hSysReq = Int(ref r, field); else e.SysReq = Int(ref r, field); break;
+                    case "total": e.Total = Int(ref r, field); break;
+                    case "done": e.Done = (sbyte)(Flag(ref r, field) ? 1 : 0); break;
+                    case "ok": e.Ok = (sbyte)(Flag(ref r, field) ? 1 : 0); break;
+                    case "smc": e.Smc = SmcOf(Str(ref r, field)); break;
+                    case "result": e.Result = ResultOf(Str(ref r, field)); break;
+                    case "session": e.Session = r.TokenType == JsonTokenType.String ? r.GetString() : Num(ref r, field).ToString(CultureInfo.InvariantCulture); break;
+                    case "text": e.Text = Str(ref r, field); break;
+                    case "format": hFormat = Str(ref r, field); break;
+                    case "policy": hPolicy = Str(ref r, field); break;
+                    case "board": hBoard = Str(ref r, field); break;
+                    case "kernel": hKernel = Str(ref r, field); break;
+                    case "threads": hThreads = Int(ref r, field); break;
+                    case "driver_threads": hDriver = Int(ref r, field); break;
+                    case "probes":
+                        if (r.TokenType != JsonTokenType.StartArray) throw Bad(field, "expected a list of probe names");
+                        hProbes = [];
+                        while (r.Read() && r.TokenType != JsonTokenType.EndArray) hProbes.Add(KindOf(ref r));
+                        break;
+                    default: r.Skip(); break;   // extra fields (cpu, raw values) are allowed
+                }
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw Bad(field, $"not valid JSON ({ex.Message.Split('.')[0]})");
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw Bad(field, $"wrong value type ({ex.Message.Split('.')[0]})");
+        }
+        if (!sawKind) throw Bad("ev", "missing (each line needs \"ev\", or \"type\":\"header\" on the first line)");
+        if (isHeader)
+        {
+            if (_line != 1) throw Bad("type", "a header is allowed only on the first line");
+            Header = new TraceHeader(hFormat, hPolicy, hThreads, hDriver, hSysReq, hProbes, hBoard, hKernel);
+            return;
+        }
+        if (e.Kind is TraceKind.WaitInit or TraceKind.Block or TraceKind.Woken or TraceKind.Complete or TraceKind.Final && !e.HasWaiter)
+            throw Bad("w", $"required for \"{Name(e.Kind)}\" (the waiter's address)");
+        if (e.Kind is not TraceKind.Mark && e.Task < 0) throw Bad("task", "required");
+        if (e.Kind == TraceKind.SmcEnd && e.Result == SmcResult.Unknown) throw Bad("result", "required for smc_end (ok, rpc, ethread_limit, busy, error)");
+    }
+
+    private TraceFormatException Bad(string field, string problem) => new(_source, _line, field, problem);
+
+    private static string Str(ref Utf8JsonReader r, string field) =>
+        r.TokenType == JsonTokenType.String ? r.GetString()! : throw new InvalidOperationException($"'{field}' must be a string");
+
+    private double Num(ref Utf8JsonReader r, string field)
+    {
+        if (r.TokenType == JsonTokenType.Number) return r.GetDouble();
+        throw Bad(field, "must be a number");
+    }
+
+    private int Int(ref Utf8JsonReader r, string field)
+    {
+        if (r.TokenType == JsonTokenType.Number && r.TryGetInt32(out var v)) return v;
+        throw Bad(field, "must be a whole number");
+    }
+
+    private bool Flag(ref Utf8JsonReader r, string field) => r.TokenType switch
+    {
+        JsonTokenType.True => true,
+        JsonTokenType.False => false,
+        JsonTokenType.Number when r.TryGetInt32(out var v) && v is 0 or 1 => v == 1,
+        _ => throw Bad(field, "must be 0, 1, true or false"),
+    };
+
+    private ulong Address(ref Utf8JsonReader r)
+    {
+        if (r.TokenType == JsonTokenType.Number && r.TryGetUInt64(out var n)) return n;
+        if (r.TokenType != JsonTokenType.String) throw Bad("w", "must be a hex address string");
+        var s = r.ValueSpan;
+        if (s.StartsWith("0x"u8) || s.StartsWith("0X"u8)) s = s[2..];
+        if (s.IsEmpty || !Utf8Parser.TryParse(s, out ulong v, out var used, 'x') || used != s.Length)
+            throw Bad("w", $"'{Encoding.UTF8.GetString(r.ValueSpan)}' is not a hex address");
+        return v;
+    }
+
+    private int Intern(ref Utf8JsonReader r)
+    {
+        if (r.TokenType is not (JsonTokenType.String or JsonTokenType.Number)) throw Bad("task", "must be a string such as \"xtest-190\"");
+        Span<char> chars = stackalloc char[256];
+        var len = r.TokenType == JsonTokenType.String ? r.CopyString(chars) : Encoding.UTF8.GetChars(r.ValueSpan, chars);
+        var key = chars[..len];
+        if (_taskLookup.TryGetValue(key, out var id)) return id;
+        var s = key.ToString();
+        id = _taskNames.Count;
+        _tasks[s] = id;
+        _taskNames.Add(s);
+        return id;
+    }
+
+    private TraceKind KindOf(ref Utf8JsonReader r)
+    {
+        if (r.TokenType != JsonTokenType.String) throw Bad("ev", "must be a string");
+        var v = r.ValueSpan;
+        if (v.SequenceEqual("wait_init"u8)) return TraceKind.WaitInit;
+        if (v.SequenceEqual("admitted"u8)) return TraceKind.Admitted;
+        if (v.SequenceEqual("block"u8)) return TraceKind.Block;
+        if (v.SequenceEqual("woken"u8)) return TraceKind.Woken;
+        if (v.SequenceEqual("complete"u8)) return TraceKind.Complete;
+        if (v.SequenceEqual("final"u8)) return TraceKind.Final;
+        if (v.SequenceEqual("smc_begin"u8)) return TraceKind.SmcBegin;
+        if (v.SequenceEqual("smc_end"u8)) return TraceKind.SmcEnd;
+        if (v.SequenceEqual("sys_register"u8)) return TraceKind.SysRegister;
+        if (v.SequenceEqual("close_begin"u8)) return TraceKind.CloseBegin;
+        if (v.SequenceEqual("mark"u8)) return TraceKind.Mark;
+        throw Bad("ev", $"unknown event '{Encoding.UTF8.GetString(v)}'; expected one of {string.Join(", ", Names)}");
+    }
+
+    public static readonly string[] Names =
+        ["wait_init", "admitted", "block", "woken", "complete", "final", "smc_begin", "smc_end", "sys_register", "close_begin", "mark"];
+
+    public static string Name(TraceKind k) => k == TraceKind.Header ? "header" : Names[(int)k];
+
+    private SmcCall SmcOf(string s) => s switch
+    {
+        "call" => SmcCall.Call,
+        "rpc_return" => SmcCall.RpcReturn,
+        "fast" => SmcCall.Fast,
+        _ => throw Bad("smc", $"'{s}' is not call, rpc_return or fast"),
+    };
+
+    private SmcResult ResultOf(string s) => s switch
+    {
+        "ok" => SmcResult.Ok,
+        "rpc" => SmcResult.Rpc,
+        "ethread_limit" or "busy" => SmcResult.ThreadLimit,
+        "error" => SmcResult.Error,
+        _ => throw Bad("result", $"'{s}' is not ok, rpc, ethread_limit, busy or error"),
+    };
+
+    public void Dispose()
+    {
+        ArrayPool<byte>.Shared.Return(_buf);
+        _stream.Dispose();
+    }
+}

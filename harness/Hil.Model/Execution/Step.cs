@@ -1,0 +1,24 @@
+namespace Hil.Model.Execution;
+
+/// <summary>One atomic step of a scenario's tasks (one critical section or one SMC).</summary>
+public enum StepKind : byte
+{
+    /// <summary>The client's next call enters wait_init (Subject = client).</summary>
+    Arrive,
+    /// <summary>The client calls tee_client_system_session() (Subject = client).</summary>
+    Register,
+    /// <summary>An admitted call issues its SMC (Subject = call).</summary>
+    Smc,
+    /// <summary>A sleeping call whose completion is done runs again (Subject = call).</summary>
+    Wake,
+    /// <summary>The call's last SMC returns and frees its secure thread (Subject = call).</summary>
+    Exit,
+    /// <summary>wait_final; for a CLOSE of a system session also the uncounting (Subject = call).</summary>
+    End,
+}
+
+public readonly record struct Step(StepKind Kind, int Subject)
+{
+    public int Encode() => ((int)Kind << 24) | Subject;
+    public static Step Decode(int v) => new((StepKind)(v >> 24), v & 0xFFFFFF);
+}

@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using Hil.Model.Core;
+using Hil.Model.Execution;
+using Hil.Model.Scenarios;
+
+namespace Hil.Model.Exploration;
+
+public sealed record ExploreOptions(long MaxStates = 20_000_000);
+
+/// <summary>Figures over every reachable state.</summary>
+public sealed record ExploreStats(
+    int MaxInSecure,
+    int MaxNormalInSecure,
+    int MaxSystemInSecure,
+    /// <summary>Most normal callers in the secure world at once while a system session was registered (-1: never registered).</summary>
+    int MaxNormalInSecureWhileSystemRegistered,
+    long TerminalStates,
+    long CompletedTerminalStates);
+
+public sealed record ExplorationResult(
+    Scenario Scenario,
+    long States,
+    long Transitions,
+    TimeSpan Elapsed,
+    bool Complete,
+    IReadOnlyList<Finding> Findings,
+    IReadOnlyDictionary<FindingKind, long> FindingStates,
+    IReadOnlySet<string> FinalOutcomes,
+    ExploreStats Stats)
+{
+    public bool HasFindings => Findings.Count > 0 || !Complete;
+    public double StatesPerSecond => States / Math.Max(Elapsed.TotalSeconds, 1e-9);
+}
+
+/// <summary>
+/// Untimed exploration: every interleaving of the scenario's steps (arrivals in any order, a
+/// held call may end at any point unless a dependency stops it, wake-ups processed whenever the
+/// woken task runs), breadth first with state deduplication, so the path kept for each finding is
+/// a shortest one.
+/// </summary>
+public static class Explorer
+{
+    public const int MaxCalls = 120;
+
+    public static ExplorationResult Run(Scenario scenario, ExploreOptions? options = null)
+    {
+        options ??= new ExploreOptions();
+        if (scenario.Calls.Count > MaxCalls)
+            throw new ArgumentException($"explore handles at most {MaxCalls} calls; the scenario has {scenario.Calls.Count} (use simulate)");
+        var sw = Stopwatch.StartNew();
+
+        var fx = new List<Effect>();
+        var start = new ScenarioRun(scenario);
+        start.RegisterInitialSystemSessions(fx);
+
+        // Only keys are kept: a state is restored from its key when its turn comes, and a
+        // successor is built in a scratch copy, so memory is one small byte array per state.
+        var visited = new Dictionary<byte[], int>(ByteKeyComparer.Instance);
+        var lookup = visited.GetAlternateLookup<ReadOnlySpan<byte>>();
+        var startKey = start.Key();
+        visited[startKey] = 0;
+        var keys = new List<byte[]> { startKey };
+        var parent = new List<int> { -1 };
+        var via = new List<int> { 0 };
+
+        var findings = new Dictionary<(FindingKind, string), (int Index, int ExtraStep, Finding Template)>();
+        var findingStates = new Dictionary<FindingKind, long>();
+        var outcomes = new HashSet<string>();
+        var steps = new List<Step>();
+        long transitions = 0, terminal = 0, completed = 0;
+        int maxIn = 0, maxNormal = 0, maxSys = 0, maxNormalWhileSys = -1;
+        var complete = true;
+        var run = start.Clone();
+        var next = start.Clone();
+        Span<byte> keyBuf = stackalloc byte[start.KeyCapacity];
+
+        Note(start, 0, -1, fx);
+        for (var index = 0; index < keys.Count; index++)   // keys grows as states are found: breadth first
+        {
+            run.LoadKey(keys[index]);
+            var (n, s) = run.Driver.InSecureByClass();
+            maxIn = Math.Max(maxIn, n + s); maxNormal = Math.Max(maxNormal, n); maxSys = Math.Max(maxSys, s);
+            if (run.Driver.SysReqCount > 0) maxNormalWhileSys = Math.Max(maxNormalWhileSys, n);
+
+            var stranded = run.Driver.FindStranded();
+            if (stranded >= 0)
+                Record(FindingKind.Stranded, scenario.CallName(stranded), index,
+                    Finding.Stranded(scenario, stranded, null, null, run.DescribeState()));
+
+            run.EnabledSteps(steps);
+            if (steps.Count == 0)
+            {
+                terminal++;
+                outcomes.Add(run.Outcome());
+                if (run.AllEnded) completed++;
+                else
+                {
+                    var stuck = Enumerable.Range(0, scenario.Calls.Count).Where(c => run.Driver.Phase(c) != CallPhase.Ended).ToList();
+                    var f = Finding.Deadlock(scenario, stuck, run, null);
+                    Record(FindingKind.Deadlock, f.Subject ?? "", index, f);
+                }
+                continue;
+            }
+
+            foreach (var step in steps)
+            {
+                next.CopyFrom(run);
+                fx.Clear();
+                next.Apply(step, fx);
+                transitions++;
+                if (fx.Count > 0) Note(next, index, step.Encode(), fx);   // every transition, even into a known state
+                var len = next.WriteKey(keyBuf);
+                var key = keyBuf[..len];
+                if (lookup.ContainsKey(key)) continue;
+                if (visited.Count >= options.MaxStates) { complete = false; continue; }
+                var stored = key.ToArray();
+                visited[stored] = keys.Count;
+                keys.Add(stored);
+                parent.Add(index);
+                via.Add(step.Encode());
+            }
+        }
+
+        var result = findings.Values
+            .OrderBy(f => f.Template.Kind).ThenBy(f => f.Index)
+            .Select(f => f.Template with { Path = PathTo(scenario, f.Index, f.ExtraStep, parent, via) })
+            .ToList();
+        return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
+            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed));
+
+        // An invariant breaks on a transition: kept as the path to its source state plus that step.
+        void Note(ScenarioRun r, int sourceIdx, int stepCode, List<Effect> effects)
+        {
+            foreach (var e in effects)
+                if (e.Kind == EffectKind.InvariantBroken)
+                    Record(FindingKind.InvariantBroken, e.Detail ?? "", sourceIdx, Finding.Invariant(scenario, e.Subject, e.Detail ?? "", null, r.DescribeState()), stepCode);
+        }
+
+        void Record(FindingKind kind, string subject, int idx, Finding f, int extraStep = -1)
+        {
+            findingStates[kind] = findingStates.GetValueOrDefault(kind) + 1;
+            // BFS: the first state met for a (kind, subject) has a shortest path.
+            findings.TryAdd((kind, subject), (idx, extraStep, f));
+        }
+    }
+
+    /// <summary>Replays the steps from the start to a state, describing each with the state after it.</summary>
+    private static IReadOnlyList<PathStep> PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via)
+    {
+        var codes = new List<int>();
+        for (var i = index; i > 0; i = parent[i]) codes.Add(via[i]);
+        codes.Reverse();
+        if (extraStep >= 0) codes.Add(extraStep);
+        var fx = new List<Effect>();
+        var run = new ScenarioRun(scenario);
+        run.RegisterInitialSystemSessions(fx);
+        var path = new List<PathStep>();
+        foreach (var code in codes)
+        {
+            var step = Step.Decode(code);
+            var what = run.Describe(step);
+            fx.Clear();
+            run.Apply(step, fx);
+            var outcome = string.Join(", ", fx.Select(e => Describe(scenario, run, e)).Where(s => s.Length > 0));
+            path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState()));
+        }
+        return path;
+    }
+
+    private static string Describe(Scenario sc, ScenarioRun run, Effect e) => e.Kind switch
+    {
+        EffectKind.Admitted => $"{sc.CallName(e.Subject)} admitted",
+        EffectKind.Blocked => $"{sc.CallName(e.Subject)} blocks",
+        EffectKind.Entered => $"{sc.CallName(e.Subject)} enters the secure world",
+        EffectKind.Refused => $"{sc.CallName(e.Subject)} gets {e.Detail} and sleeps",
+        EffectKind.Woken => $"wakes {sc.CallName(e.Subject)}",
+        EffectKind.Absorbed => $"wake-up lands on running {sc.CallName(e.Subject)} (absorbed)",
+        EffectKind.Forwarded => "forwards its absorbed wake-up",
+        EffectKind.SystemRegistered => $"system session {run.SessionName(e.Subject)} registered",
+        EffectKind.SystemRefused => $"system session {run.SessionName(e.Subject)} refused ({e.Detail})",
+        EffectKind.SystemUnregistered => $"system session {run.SessionName(e.Subject)} uncounted",
+        EffectKind.InvariantBroken => $"INVARIANT BROKEN: {e.Detail}",
+        _ => "",
+    };
+}

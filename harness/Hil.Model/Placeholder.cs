@@ -1,1 +1,0 @@
-namespace Hil.Model; public static class Placeholder { }

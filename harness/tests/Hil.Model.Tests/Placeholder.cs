@@ -1,1 +1,0 @@
-namespace Hil.Model.Tests; public class PlaceholderTests { [Test] public void Builds() => Assert.That(typeof(Hil.Model.Placeholder), Is.Not.Null); }
