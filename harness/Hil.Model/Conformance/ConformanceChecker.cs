@@ -170,14 +170,15 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 {
     private List<Hypothesis> _hyps = [];
     private readonly List<Effect> _fx = [];
-    private readonly string[] _recent = new string[8];
+    private readonly TraceEvent[] _recent = new TraceEvent[8];   // formatted only when a divergence is reported
     private long _recentCount;
-    private readonly HashSet<TraceKind> _seen = [];
+    private int _seenMask;   // bit per TraceKind met so far
     private IReadOnlySet<TraceKind>? _declared;
     private bool _registerSeen;
     private int _maxHyps = 1;
     private readonly List<string> _notes = [];
-    private long _events, _calls, _sysCalls, _blocks, _refusals, _wakeups, _absorbed, _ignoredSmc;
+    private long _events, _calls, _sysCalls, _blocks, _refusals, _wakeups, _absorbed, _ignoredSmc, _reorderings;
+    private readonly HashSet<ulong> _introduced = [];
     private int _maxIn, _maxNormal, _maxSys, _maxNormalWhileSys = -1;
     private bool _pruned;
     private Policy _policy = null!;
@@ -193,6 +194,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             do
             {
                 _events++;
+                if ((_events & 0xFFFF) == 0) options.Progress?.Invoke(_events);
                 Remember(e);
                 var div = Process(in e);
                 if (div is not null) return Result(false, div);
@@ -214,11 +216,13 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         _threads = options.Threads ?? h?.Threads ?? (first is { Total: > 0 } f ? f.Total : 0);
         if (_threads <= 0)
             throw new TraceFormatException(source, 1, "threads", "unknown: put \"threads\" in the header line or pass --threads");
-        _total = options.DriverThreads ?? h?.DriverThreads ?? _policy.DriverTotalFor(_threads);
+        // The header's count is the board driver's; a policy forced from outside brings its own rule.
+        _total = options.DriverThreads ?? (options.Policy is null ? h?.DriverThreads : null) ?? _policy.DriverTotalFor(_threads);
         var root = new Hypothesis { D = new DriverState(_policy, _threads, _total) };
         root.D.SeedSystemSessions(seeds.SysReq ?? h?.SysReq ?? 0);
         foreach (var (w, kind) in seeds.Waiters)
         {
+            _introduced.Add(w);
             var call = root.Allocate(w, 0);
             root.D.Seed(call, false, kind == SeedKind.Running ? CallPhase.InSecure
                 : _total > 0 ? CallPhase.QueuedAsleep : CallPhase.RefusedAsleep);
@@ -230,12 +234,12 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         _hyps = [root];
     }
 
-    private bool Probed(TraceKind k) => _declared?.Contains(k) ?? _seen.Contains(k);
+    private bool Probed(TraceKind k) => _declared?.Contains(k) ?? (_seenMask & (1 << (int)k)) != 0;
 
     private void Remember(in TraceEvent e)
     {
-        _seen.Add(e.Kind);
-        _recent[_recentCount++ % _recent.Length] = Describe(e);
+        _seenMask |= 1 << (int)e.Kind;
+        _recent[_recentCount++ % _recent.Length] = e;
     }
 
     private string Describe(in TraceEvent e)
@@ -256,19 +260,27 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private Divergence? Process(in TraceEvent e)
     {
         if (e.Kind == TraceKind.Mark) return null;
+        if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
         var next = new List<Hypothesis>(_hyps.Count);
         string? reason = null;
+        var canonicalFailed = false;
         foreach (var h in _hyps)
         {
             foreach (var b in Expand(h, e.Task, OthersMayMatter(e)))
             {
                 if (b.FailReason is null) Handle(b, in e);
                 if (b.FailReason is null) next.Add(b);
-                else reason ??= b.FailReason;
+                else
+                {
+                    reason ??= b.FailReason;
+                    if (next.Count == 0) canonicalFailed = true;
+                }
             }
         }
+        if (next.Count > 0 && canonicalFailed) _reorderings++;
         if (next.Count == 0)
         {
+            RestartIfWaitersPredateTheTrace();
             var canonical = _hyps[0];
             return new Divergence(e.Line, e.Time, reader.TaskName(e.Task), Describe(e), reason ?? "no history of the model explains this line",
                 canonical.D.Describe(canonical.Name), RecentBefore());
@@ -278,6 +290,25 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         return null;
     }
 
+    /// <summary>
+    /// Before calling a divergence, read on: a waiter that shows up later without a wait_init was
+    /// in flight from the start, and the check starts over with it in place.
+    /// </summary>
+    private void RestartIfWaitersPredateTheTrace()
+    {
+        var plan = seeds;
+        var e = new TraceEvent();
+        while (reader.Next(ref e))
+        {
+            if (!e.HasWaiter || e.Kind == TraceKind.Header) continue;
+            if (e.Kind == TraceKind.WaitInit) { _introduced.Add(e.Waiter); continue; }
+            if (_introduced.Contains(e.Waiter) || plan.Waiters.Any(x => x.Waiter == e.Waiter)) continue;
+            plan = plan.With(e.Waiter, e.Kind is TraceKind.Woken or TraceKind.Block ? SeedKind.Asleep : SeedKind.Running);
+            _introduced.Add(e.Waiter);
+        }
+        if (plan != seeds) throw new RestartException(plan);
+    }
+
     /// <summary>Counters and completion flags read before the lock may reflect other tasks' pending critical sections.</summary>
     private static bool OthersMayMatter(in TraceEvent e) =>
         e.Free >= 0 || e.SysReq >= 0 || e.Done >= 0 || e.Kind is TraceKind.Complete or TraceKind.Woken;
@@ -285,7 +316,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     /// <summary>
     /// The hypotheses that follow from applying this task's pending trigger (and, where the line
     /// could depend on them, any ordered subset of other tasks' pending triggers before it).
-    /// The first one applies everything in line order: probe order taken as lock order.
+    /// The first one keeps line order: probe order taken as lock order.
     /// </summary>
     private IEnumerable<Hypothesis> Expand(Hypothesis h, int task, bool others)
     {
@@ -299,7 +330,10 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             yield break;
         }
         var otherIdx = Enumerable.Range(0, h.Pending.Count).Where(i => i != own).ToList();
-        foreach (var order in OrderedSubsets(otherIdx))
+        // Line order first: the others probed before this task's trigger run before it, the rest stay pending.
+        var ownLine = own >= 0 ? h.Pending[own].Line : long.MaxValue;
+        var lineOrder = otherIdx.Where(i => h.Pending[i].Line < ownLine).ToList();
+        foreach (var order in OrderedSubsets(otherIdx).Where(o => !o.SequenceEqual(lineOrder)).Prepend(lineOrder))
         {
             var b = h.Clone();
             var chosen = order.Select(i => b.Pending[i]).ToList();
@@ -321,7 +355,6 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 
     private static IEnumerable<List<int>> OrderedSubsets(List<int> items)
     {
-        // Everything in line order first (the usual truth), then every other ordered subset.
         yield return [.. items];
         var all = new List<List<int>>();
         void Rec(List<int> prefix, List<int> rest)
@@ -647,13 +680,14 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             if (h.FailReason is null) survivors.Add(h); else reason ??= h.FailReason;
         }
         if (survivors.Count > 0) { Observe(survivors[0]); return null; }
+        RestartIfWaitersPredateTheTrace();
         return new Divergence(reader.LinesRead, 0, "-", "(end of trace)", reason ?? "", _hyps[0].D.Describe(_hyps[0].Name), RecentBefore());
     }
 
     private IReadOnlyList<string> RecentBefore()
     {
         var n = (int)Math.Min(_recentCount, _recent.Length);
-        return Enumerable.Range(0, n).Select(i => _recent[(_recentCount - n + i) % _recent.Length]).ToList();
+        return Enumerable.Range(0, n).Select(i => Describe(_recent[(_recentCount - n + i) % _recent.Length])).ToList();
     }
 
     private ConformanceResult Result(bool conforms, Divergence? div)
@@ -661,7 +695,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         if (_ignoredSmc > 0) _notes.Add($"{_ignoredSmc} SMC line(s) outside any traced call (fast calls) ignored");
         return new ConformanceResult(source, _policy, _threads, _total, _events, conforms, div,
             new ConformanceStats(_calls, _sysCalls, _blocks, _refusals, _wakeups, _absorbed, _maxIn, _maxNormal, _maxSys,
-                _maxNormalWhileSys, seeds.Waiters.Count, _maxHyps),
+                _maxNormalWhileSys, seeds.Waiters.Count, _maxHyps, _reorderings),
             sw.Elapsed, _notes);
     }
 }

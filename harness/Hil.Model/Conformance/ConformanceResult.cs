@@ -5,7 +5,9 @@ using Hil.Model.Core;
 
 namespace Hil.Model.Conformance;
 
-public sealed record ConformanceOptions(Policy? Policy = null, int? Threads = null, int MaxHypotheses = 128, int? DriverThreads = null);
+/// <param name="Progress">Called every 65,536 events with the count so far (progress display, memory sampling).</param>
+public sealed record ConformanceOptions(Policy? Policy = null, int? Threads = null, int MaxHypotheses = 128, int? DriverThreads = null,
+    Action<long>? Progress = null);
 
 /// <summary>The first event the model forbids: where, what the model allowed instead, and its state before it.</summary>
 public sealed record Divergence(long Line, double Time, string Task, string Event, string Reason, string StateBefore, IReadOnlyList<string> Before);
@@ -23,7 +25,9 @@ public sealed record ConformanceStats(
     int MaxSystemInSecure,
     int MaxNormalInSecureWhileSystemRegistered,
     int PreexistingCalls,
-    int MaxHypotheses);
+    int MaxHypotheses,
+    /// <summary>Times the probe order was not the lock order (a later-probed critical section ran first).</summary>
+    long Reorderings);
 
 public sealed record ConformanceResult(
     string Source,

@@ -111,12 +111,14 @@ public sealed class TraceReader : IDisposable
             if (!r.Read() || r.TokenType != JsonTokenType.StartObject) throw Bad("(line)", "expected a JSON object per line");
             while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
             {
-                field = r.GetString() ?? "";
+                // Property names compared as UTF-8 bytes: no string per field on the hot path.
+                var name = r.ValueSpan;
+                field = FieldName(name);
                 r.Read();
                 switch (field)
                 {
                     case "type":
-                        isHeader = Str(ref r, field) == "header";
+                        isHeader = r.TokenType == JsonTokenType.String && r.ValueSpan.SequenceEqual("header"u8);
                         if (isHeader) { e.Kind = TraceKind.Header; sawKind = true; }
                         break;
                     case "ev": e.Kind = KindOf(ref r); sawKind = true; break;
@@ -130,8 +132,8 @@ public sealed class TraceReader : IDisposable
                     case "total": e.Total = Int(ref r, field); break;
                     case "done": e.Done = (sbyte)(Flag(ref r, field) ? 1 : 0); break;
                     case "ok": e.Ok = (sbyte)(Flag(ref r, field) ? 1 : 0); break;
-                    case "smc": e.Smc = SmcOf(Str(ref r, field)); break;
-                    case "result": e.Result = ResultOf(Str(ref r, field)); break;
+                    case "smc": e.Smc = SmcOf(ref r); break;
+                    case "result": e.Result = ResultOf(ref r); break;
                     case "session": e.Session = r.TokenType == JsonTokenType.String ? r.GetString() : Num(ref r, field).ToString(CultureInfo.InvariantCulture); break;
                     case "text": e.Text = Str(ref r, field); break;
                     case "format": hFormat = Str(ref r, field); break;
@@ -171,6 +173,31 @@ public sealed class TraceReader : IDisposable
     }
 
     private TraceFormatException Bad(string field, string problem) => new(_source, _line, field, problem);
+
+    private static readonly string[] KnownFields =
+        ["type", "ev", "t", "t_ns", "task", "w", "sys", "free", "sysreq", "total", "done", "ok", "smc", "result", "session", "text",
+         "format", "policy", "board", "kernel", "threads", "driver_threads", "probes"];
+
+    private static readonly byte[][] KnownFieldBytes = KnownFields.Select(Encoding.UTF8.GetBytes).ToArray();
+
+    /// <summary>The interned name of a known field, or "" for extra fields (skipped).</summary>
+    private static string FieldName(ReadOnlySpan<byte> name)
+    {
+        // The hot fields first, decided on length and first byte.
+        switch (name.Length)
+        {
+            case 1 when name[0] == (byte)'t': return "t";
+            case 1 when name[0] == (byte)'w': return "w";
+            case 2 when name[0] == (byte)'e' && name[1] == (byte)'v': return "ev";
+            case 4 when name.SequenceEqual("task"u8): return "task";
+            case 3 when name.SequenceEqual("sys"u8): return "sys";
+            case 3 when name.SequenceEqual("smc"u8): return "smc";
+            case 6 when name.SequenceEqual("result"u8): return "result";
+        }
+        for (var i = 0; i < KnownFieldBytes.Length; i++)
+            if (name.SequenceEqual(KnownFieldBytes[i])) return KnownFields[i];
+        return "";
+    }
 
     private static string Str(ref Utf8JsonReader r, string field) =>
         r.TokenType == JsonTokenType.String ? r.GetString()! : throw new InvalidOperationException($"'{field}' must be a string");
@@ -243,22 +270,26 @@ public sealed class TraceReader : IDisposable
 
     public static string Name(TraceKind k) => k == TraceKind.Header ? "header" : Names[(int)k];
 
-    private SmcCall SmcOf(string s) => s switch
+    private SmcCall SmcOf(ref Utf8JsonReader r)
     {
-        "call" => SmcCall.Call,
-        "rpc_return" => SmcCall.RpcReturn,
-        "fast" => SmcCall.Fast,
-        _ => throw Bad("smc", $"'{s}' is not call, rpc_return or fast"),
-    };
+        if (r.TokenType != JsonTokenType.String) throw Bad("smc", "must be a string");
+        var v = r.ValueSpan;
+        if (v.SequenceEqual("call"u8)) return SmcCall.Call;
+        if (v.SequenceEqual("rpc_return"u8)) return SmcCall.RpcReturn;
+        if (v.SequenceEqual("fast"u8)) return SmcCall.Fast;
+        throw Bad("smc", $"'{Encoding.UTF8.GetString(v)}' is not call, rpc_return or fast");
+    }
 
-    private SmcResult ResultOf(string s) => s switch
+    private SmcResult ResultOf(ref Utf8JsonReader r)
     {
-        "ok" => SmcResult.Ok,
-        "rpc" => SmcResult.Rpc,
-        "ethread_limit" or "busy" => SmcResult.ThreadLimit,
-        "error" => SmcResult.Error,
-        _ => throw Bad("result", $"'{s}' is not ok, rpc, ethread_limit, busy or error"),
-    };
+        if (r.TokenType != JsonTokenType.String) throw Bad("result", "must be a string");
+        var v = r.ValueSpan;
+        if (v.SequenceEqual("ok"u8)) return SmcResult.Ok;
+        if (v.SequenceEqual("rpc"u8)) return SmcResult.Rpc;
+        if (v.SequenceEqual("ethread_limit"u8) || v.SequenceEqual("busy"u8)) return SmcResult.ThreadLimit;
+        if (v.SequenceEqual("error"u8)) return SmcResult.Error;
+        throw Bad("result", $"'{Encoding.UTF8.GetString(v)}' is not ok, rpc, ethread_limit, busy or error");
+    }
 
     public void Dispose()
     {

@@ -72,7 +72,13 @@ public sealed record Policy(
     /// (the kernel's free_thread_threshold).
     /// </summary>
     public int Threshold(bool sys, int sysReqCount) =>
-        sys ? 0 : ReserveAlways ? 1 : sysReqCount > 0 ? 1 : 0;
+        AdmissionOverride?.Invoke(sys, sysReqCount) ?? (sys ? 0 : ReserveAlways ? 1 : sysReqCount > 0 ? 1 : 0);
+
+    /// <summary>
+    /// Fault injection only: replaces the threshold rule (sys, sys_req_count) → threshold, so
+    /// tests can prove the invariant checks fire on a wrong policy. Never set by the product.
+    /// </summary>
+    public Func<bool, int, int>? AdmissionOverride { get; init; }
 
     public bool SystemSessionAllowed(int driverTotal) => SystemSessions switch
     {

@@ -21,9 +21,14 @@ public static class Rendering
     {
         var sc = r.Scenario;
         yield return $"scenario {sc.Name}: policy {sc.Policy.Name}, {sc.Threads} secure thread(s), driver counts {sc.DriverTotal}, {sc.Calls.Count} call(s)";
-        yield return $"{"time ms",10}  {"call",-18} {"event",-20} state after";
+        yield return $"{"time ms",10}  {"call",-18} {"event",-20} state after the step (shown when it changes)";
+        string? last = null;
         foreach (var e in r.Events)
-            yield return $"{Ms(e.TimeUs),10}  {e.Subject,-18} {e.Event + (e.Detail is { } d && e.Event is "ethread-limit" or "system-refused" or "invariant-broken" ? $" ({d})" : ""),-20} {e.State}";
+        {
+            var state = e.State == last ? "" : e.State;
+            last = e.State;
+            yield return $"{Ms(e.TimeUs),10}  {e.Subject,-18} {e.Event + (e.Detail is { } d && e.Event is "ethread-limit" or "system-refused" or "invariant-broken" ? $" ({d})" : ""),-20} {state}".TrimEnd();
+        }
         yield return "";
         yield return $"{"call",-18} {"class",-6} {"arrive",9} {"enter",9} {"end",9} {"waited",9} {"blocked",7} {"absorbed",8}";
         foreach (var c in r.Calls)

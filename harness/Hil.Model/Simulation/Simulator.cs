@@ -85,7 +85,7 @@ public static class Simulator
             findings.Add(Finding.Deadlock(scenario, stuck, run, now));
 
         for (var c = 0; c < n; c++) stats[c] = stats[c] with { EndedAt = endedAt[c] >= 0 ? endedAt[c] : null };
-        return new SimulationResult(scenario, recorder.Events, stats, findings, run.Outcome(), now);
+        return new SimulationResult(scenario, recorder.Events, stats, findings, run, now);
     }
 
     private static void Reevaluate(ScenarioRun run, int call, long now, long[] enteredAt, Recorder recorder, List<Effect> fx)
@@ -253,8 +253,11 @@ public sealed record CallStats(string Name = "", bool Sys = false, long? Arrived
 }
 
 public sealed record SimulationResult(Scenario Scenario, IReadOnlyList<TimelineEvent> Events, IReadOnlyList<CallStats> Calls,
-    IReadOnlyList<Finding> Findings, string Outcome, long EndTimeUs)
+    IReadOnlyList<Finding> Findings, ScenarioRun Final, long EndTimeUs)
 {
+    /// <summary>The final state in the explorer's terms (built on demand: it names every call).</summary>
+    public string Outcome => Final.Outcome();
+
     public bool HasFindings => Findings.Count > 0;
     public CallStats Call(string name) => Calls.First(c => c.Name == name);
 }

@@ -8,7 +8,11 @@ namespace Hil.Cli.Commands;
 public static class BenchCommands
 {
     /// <summary>Every benchmark; add new ones here.</summary>
-    public static IReadOnlyList<IBenchmark> All { get; } = [];
+    public static IReadOnlyList<IBenchmark> All { get; } =
+    [
+        new ExploreBenchmark(),
+        new ConformanceBenchmark(),
+    ];
 
     public static Command Build()
     {

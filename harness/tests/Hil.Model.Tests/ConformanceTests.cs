@@ -1,0 +1,186 @@
+using Hil.Model.Conformance;
+using Hil.Model.Core;
+using Hil.Model.Scenarios;
+using Hil.Model.Simulation;
+
+namespace Hil.Model.Tests;
+
+/// <summary>The trace checker: accepts what the model allows, names the first event it forbids.</summary>
+public class ConformanceTests
+{
+    internal static string TraceOf(Scenario sc)
+    {
+        var lines = new List<string>();
+        var writer = new SimulatedTraceWriter(sc, lines.Add);
+        Simulator.Run(sc, writer, keepEvents: false);
+        writer.Complete();
+        return string.Join("\n", lines) + "\n";
+    }
+
+    private const string Header = """{"type":"header","policy":"mainline","threads":2,"probes":["wait_init","admitted","block","woken","complete","final","smc_begin","smc_end"]}""";
+
+    [TestCase("absorbed-wakeup")]
+    [TestCase("total-minus-one")]
+    [TestCase("etienne-v10-review")]
+    [TestCase("scmi-deadlock")]
+    [TestCase("jens-second-system-user")]
+    [TestCase("v9-one-thread")]
+    public void The_models_own_runs_conform(string scenario)
+    {
+        var sc = TestScenarios.Load(scenario);
+        var r = ConformanceChecker.CheckText(TraceOf(sc), scenario);
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.Calls, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void V9_forced_on_a_mainline_trace_diverges_at_the_first_normal_call_on_the_last_slot()
+    {
+        var trace = TraceOf(TestScenarios.Load("absorbed-wakeup"));
+        var r = ConformanceChecker.CheckText(trace, "absorbed.jsonl", new ConformanceOptions(Policy.V9));
+        Assert.That(r.Conforms, Is.False);
+        var d = r.Divergence!;
+        Assert.That(d.Task, Is.EqualTo("B-1001"));
+        Assert.That(d.Event, Does.Contain("admitted"));
+        Assert.That(d.Reason, Does.Contain("a normal caller needs free > 1 (v9), free is 1; the trace shows it let through"));
+        Assert.That(d.StateBefore, Does.Contain("free=1/2"));
+    }
+
+    [Test]
+    public void Fifo_wakeup_forced_on_a_mainline_trace_diverges_at_the_wakeup_target()
+    {
+        var trace = TraceOf(TestScenarios.Load("etienne-v10-review", Policy.Mainline));
+        var r = ConformanceChecker.CheckText(trace, "etienne.jsonl", new ConformanceOptions(Policy.MainlineFifo));
+        Assert.That(r.Conforms, Is.False);
+        Assert.That(r.Divergence!.Event, Does.Contain("complete"));
+        Assert.That(r.Divergence.Reason, Does.Contain("(first not-done entry of the list); the trace shows"));
+        Assert.That(r.Divergence.Task, Is.EqualTo("SA-1009"), "the ending system call hands out the wake-up");
+    }
+
+    [Test]
+    public void Legacy_trace_checked_as_mainline_diverges_where_the_board_refused_a_system_session()
+    {
+        var trace = TraceOf(TestScenarios.Load("scmi-deadlock"));
+        Assert.That(ConformanceChecker.CheckText(trace).Conforms, Is.True);
+        var r = ConformanceChecker.CheckText(trace, "scmi.jsonl", new ConformanceOptions(Policy.Mainline));
+        Assert.That(r.Divergence!.Event, Does.Contain("sys_register"));
+        Assert.That(r.Divergence.Reason, Does.Contain("accepts a system session"));
+    }
+
+    [Test]
+    public void A_wakeup_the_model_gave_to_a_running_caller_cannot_wake_the_waiter()
+    {
+        var trace = TraceOf(TestScenarios.Load("absorbed-wakeup"));
+        // Rewrite B's wake-up so that it reaches C instead of A, as a driver without the rule would.
+        var lines = trace.Split('\n').ToList();
+        var i = lines.FindIndex(l => l.Contains("\"task\":\"B-1001\",\"ev\":\"complete\""));
+        Assert.That(i, Is.GreaterThan(0));
+        lines[i] = lines[i].Replace(SimulatedTraceWriter.Waiter(0).ToString("x"), SimulatedTraceWriter.Waiter(2).ToString("x"));
+        var r = ConformanceChecker.CheckText(string.Join("\n", lines));
+        Assert.That(r.Divergence!.Line, Is.EqualTo(i + 1));
+        Assert.That(r.Divergence.Reason, Does.StartWith($"the wake-up goes to w={SimulatedTraceWriter.Waiter(0):x}"));
+    }
+
+    [Test]
+    public void Probe_order_differing_from_lock_order_is_accepted()
+    {
+        // B's wait_init probe fires before A's wait_final probe, but A took the lock first:
+        // B is admitted at once and A's complete_one found nobody.
+        var trace = Header.Replace("\"threads\":2", "\"threads\":1") + """
+
+            {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
+            {"t":0.0,"task":"A-1","ev":"admitted"}
+            {"t":0.0,"task":"A-1","ev":"smc_begin","smc":"call"}
+            {"t":1.0,"task":"B-2","ev":"wait_init","w":"b0","sys":0}
+            {"t":1.1,"task":"A-1","ev":"smc_end","result":"ok"}
+            {"t":1.1,"task":"A-1","ev":"final","w":"a0"}
+            {"t":1.2,"task":"B-2","ev":"admitted"}
+            {"t":1.2,"task":"B-2","ev":"smc_begin","smc":"call"}
+            {"t":1.3,"task":"B-2","ev":"smc_end","result":"ok"}
+            {"t":1.3,"task":"B-2","ev":"final","w":"b0"}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace);
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.Reorderings, Is.EqualTo(1), "A's wait_final ran before B's wait_init although probed after it");
+    }
+
+    [Test]
+    public void The_same_race_with_an_impossible_outcome_diverges()
+    {
+        // One thread: B admitted while A is still inside and A never ends before: impossible.
+        var trace = Header.Replace("\"threads\":2", "\"threads\":1") + """
+
+            {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
+            {"t":0.0,"task":"A-1","ev":"admitted"}
+            {"t":1.0,"task":"B-2","ev":"wait_init","w":"b0","sys":0}
+            {"t":1.2,"task":"B-2","ev":"admitted"}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace, "race.jsonl");
+        Assert.That(r.Divergence!.Line, Is.EqualTo(5));
+        Assert.That(r.Divergence.Reason, Does.Contain("is blocked"));
+    }
+
+    [Test]
+    public void A_trace_starting_mid_call_is_checked_with_that_call_in_flight()
+    {
+        var trace = Header + """
+
+            {"t":0.5,"task":"B-2","ev":"wait_init","w":"b0","sys":0}
+            {"t":0.5,"task":"B-2","ev":"admitted"}
+            {"t":0.6,"task":"C-3","ev":"wait_init","w":"c0","sys":0}
+            {"t":0.6,"task":"C-3","ev":"block","w":"c0"}
+            {"t":1.0,"task":"A-1","ev":"final","w":"a0"}
+            {"t":1.0,"task":"A-1","ev":"complete","w":"b0"}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace);
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.PreexistingCalls, Is.EqualTo(1));
+        Assert.That(r.Notes, Has.Some.Contains("already in flight"));
+    }
+
+    [Test]
+    public void Counters_read_on_the_board_must_match_the_model()
+    {
+        var trace = Header + """
+
+            {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0,"free":2,"sysreq":0,"total":2}
+            {"t":0.0,"task":"A-1","ev":"admitted"}
+            {"t":0.1,"task":"B-2","ev":"wait_init","w":"b0","sys":0,"free":2,"sysreq":0,"total":2}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace);
+        Assert.That(r.Divergence!.Line, Is.EqualTo(4));
+        Assert.That(r.Divergence.Reason, Is.EqualTo("free_thread_count is 1 in the model, 2 on the board"));
+
+        var wrongTotal = ConformanceChecker.CheckText(Header + "\n" + """{"t":0,"task":"A-1","ev":"wait_init","w":"a0","total":4}""" + "\n");
+        Assert.That(wrongTotal.Divergence!.Reason, Does.StartWith("the driver counts 4 thread(s); the model was given 2"));
+    }
+
+    [TestCase("""{"t":0,"task":"A-1","w":"a0"}""", 2, "ev", "missing")]
+    [TestCase("""{"t":0,"task":"A-1","ev":"wait_init"}""", 2, "w", "required")]
+    [TestCase("""{"t":0,"task":"A-1","ev":"wait_init","w":"zz"}""", 2, "w", "not a hex address")]
+    [TestCase("""{"t":0,"task":"A-1","ev":"fly","w":"a0"}""", 2, "ev", "unknown event 'fly'")]
+    [TestCase("""{"t":0,"task":"A-1","ev":"wait_init","w":"a0","sys":2}""", 2, "sys", "must be 0, 1")]
+    [TestCase("""{"t":"soon","task":"A-1","ev":"final","w":"a0"}""", 2, "t", "must be a number")]
+    [TestCase("""not json""", 2, "(line)", "not valid JSON")]
+    [TestCase("""{"t":0,"task":"A-1","ev":"smc_end"}""", 2, "result", "required")]
+    public void Bad_trace_lines_name_line_and_field(string line, int lineNo, string field, string problem)
+    {
+        var ex = Assert.Throws<TraceFormatException>(() => ConformanceChecker.CheckText(Header + "\n" + line + "\n", "t.jsonl"))!;
+        Assert.That((ex.Line, ex.Field), Is.EqualTo(((long)lineNo, field)), ex.Message);
+        Assert.That(ex.Message, Does.Contain(problem));
+        Assert.That(ex.Message, Does.StartWith($"t.jsonl:{lineNo}: {field}: "));
+    }
+
+    [Test]
+    public void A_trace_without_policy_or_thread_count_is_refused_clearly()
+    {
+        var ex = Assert.Throws<TraceFormatException>(() => ConformanceChecker.CheckText("""{"t":0,"task":"A","ev":"wait_init","w":"1"}""" + "\n", "t.jsonl"))!;
+        Assert.That(ex.Message, Does.StartWith("t.jsonl:1: policy: unknown"));
+        var ex2 = Assert.Throws<TraceFormatException>(() => ConformanceChecker.CheckText("""{"t":0,"task":"A","ev":"wait_init","w":"1"}""" + "\n", "t.jsonl", new ConformanceOptions(Policy.Mainline)))!;
+        Assert.That(ex2.Field, Is.EqualTo("threads"));
+    }
+}
