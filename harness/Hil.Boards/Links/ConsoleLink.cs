@@ -1,0 +1,234 @@
+using Hil.Boards.BoardFiles;
+using Hil.Boards.Console;
+using Hil.Boards.Failures;
+using Serilog;
+
+namespace Hil.Boards.Links;
+
+/// <summary>
+/// A console link that survives its device: one background pump reads every byte into the console
+/// log (first, flushed) and the <see cref="ConsoleBuffer"/>; when the device disappears (a USB
+/// adapter re-enumerating on a power cycle, ser2net restarting, QEMU restarting) it reopens it as
+/// soon as it is back. Writers wait for the link up to the reconnect timeout, then fail as
+/// infrastructure.
+/// </summary>
+public sealed class ConsoleLink : IAsyncDisposable
+{
+    private readonly IConsoleEndpoint _endpoint;
+    private readonly ConsoleLog _log;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Lock _stateLock = new();
+    private IConsoleTransport? _transport;
+    private TaskCompletionSource<IConsoleTransport> _connected = NewConnected();
+    private Task? _pump;
+
+    private static TaskCompletionSource<IConsoleTransport> NewConnected() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ConsoleLink(IConsoleEndpoint endpoint, ConsoleLog log, ILogger logger, ConsoleLinkOptions? options = null)
+    {
+        _endpoint = endpoint;
+        _log = log;
+        _logger = logger.ForContext("Console", endpoint.Address);
+        Options = options ?? new ConsoleLinkOptions();
+    }
+
+    /// <summary>Builds the endpoint a board file's console entry names.</summary>
+    public static IConsoleEndpoint EndpointFor(ConsoleSpec spec) => spec.Kind switch
+    {
+        ConsoleKind.Tcp => SocketEndpoint.Tcp(spec.Host!, spec.Port),
+        ConsoleKind.UnixSocket => SocketEndpoint.Unix(spec.Address),
+        ConsoleKind.File => new FollowedFileEndpoint(spec.Address),
+        _ => new SerialDeviceEndpoint(spec.Address, spec.Baud),
+    };
+
+    public static ConsoleLinkOptions OptionsFor(ConsoleSpec spec) => new()
+    {
+        ReconnectTimeout = spec.ReconnectTimeout,
+        TxChunk = spec.TxChunk,
+        TxDelay = spec.TxDelay,
+    };
+
+    public ConsoleLinkOptions Options { get; }
+    public string Address => _endpoint.Address;
+    public ConsoleBuffer Buffer { get; } = new();
+    public ConsoleLog Log => _log;
+
+    public bool IsConnected
+    {
+        get { lock (_stateLock) return _transport is not null; }
+    }
+
+    /// <summary>Counts openings of the device: a shell set up under one generation may be gone in the next.</summary>
+    public int Generation { get; private set; }
+
+    /// <summary>How often the device came back after being lost.</summary>
+    public int Reconnects { get; private set; }
+
+    /// <summary>Raised when the device came back (the shell on it may need a new login).</summary>
+    public event Action? Reconnected;
+
+    /// <summary>Raised when the device went away.</summary>
+    public event Action<string>? Lost;
+
+    /// <summary>Starts the pump and waits until the device is open (up to the reconnect timeout).</summary>
+    public async Task OpenAsync(CancellationToken ct)
+    {
+        _pump ??= Task.Run(PumpAsync);
+        await WaitConnectedAsync(Options.ReconnectTimeout, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Waits for the device (up to the reconnect timeout); fails as infrastructure if it stays away.</summary>
+    public Task WaitConnectedAsync(CancellationToken ct) => WaitConnectedAsync(Options.ReconnectTimeout, ct);
+
+    private async Task<IConsoleTransport> WaitConnectedAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        Task<IConsoleTransport> wait;
+        lock (_stateLock) wait = _connected.Task;
+        try
+        {
+            return await wait.WaitAsync(timeout, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new LinkLostException($"console {Address} is not reachable (waited {timeout.TotalSeconds:0} s)");
+        }
+    }
+
+    /// <summary>Sends bytes, paced in chunks when the board file asks (slow UART receivers drop input).</summary>
+    public async Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        if (!_endpoint.CanWrite) throw new TestErrorException($"console {Address} is read-only");
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            while (data.Length > 0)
+            {
+                var transport = await WaitConnectedAsync(Options.ReconnectTimeout, ct).ConfigureAwait(false);
+                var n = Math.Min(data.Length, Options.TxChunk);
+                try
+                {
+                    await transport.WriteAsync(data[..n], ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException)
+                {
+                    // Let the pump notice and reconnect; the caller decides whether to resend.
+                    MarkLost(transport, ex.Message);
+                    throw new LinkLostException($"console {Address}: write failed: {ex.Message}", ex);
+                }
+                data = data[n..];
+                if (data.Length > 0 && Options.TxDelay > TimeSpan.Zero) await Task.Delay(Options.TxDelay, ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public Task WriteAsync(string text, CancellationToken ct) => WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), ct);
+
+    private async Task PumpAsync()
+    {
+        var buf = new byte[16 * 1024];
+        var everConnected = false;
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (!_stop.IsCancellationRequested)
+        {
+            IConsoleTransport transport;
+            try
+            {
+                transport = await _endpoint.OpenAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception) when (!_stop.IsCancellationRequested)
+            {
+                // Not there (yet): poll quickly at first, then at most twice a second.
+                await Task.Delay(delay, _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(Math.Min(500, delay.TotalMilliseconds * 2));
+                continue;
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            delay = TimeSpan.FromMilliseconds(50);
+            lock (_stateLock)
+            {
+                _transport = transport;
+                Generation++;
+                _connected.TrySetResult(transport);
+            }
+            if (everConnected)
+            {
+                Reconnects++;
+                _logger.Information("console {Address} is back (reconnect {Count})", Address, Reconnects);
+                Reconnected?.Invoke();
+            }
+            everConnected = true;
+            string reason;
+            try
+            {
+                while (true)
+                {
+                    var n = await transport.ReadAsync(buf, _stop.Token).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        reason = "closed by the other end";
+                        break;
+                    }
+                    // Log first: the log must hold every byte even if a consumer throws.
+                    _log.Append(buf.AsSpan(0, n));
+                    Buffer.Append(buf.AsSpan(0, n));
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                reason = ex.Message;
+            }
+            MarkLost(transport, reason);
+        }
+        lock (_stateLock)
+        {
+            if (_transport is { } t) _ = t.DisposeAsync().AsTask();
+            _transport = null;
+        }
+    }
+
+    private void MarkLost(IConsoleTransport transport, string reason)
+    {
+        lock (_stateLock)
+        {
+            if (!ReferenceEquals(_transport, transport)) return;
+            _transport = null;
+            _connected = NewConnected();
+        }
+        _logger.Warning("console {Address} lost: {Reason}", Address, reason);
+        Lost?.Invoke(reason);
+        _ = transport.DisposeAsync().AsTask();
+    }
+
+    private int _disposed;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_pump is not null) await Task.WhenAny(_pump, Task.Delay(3000)).ConfigureAwait(false);
+        lock (_stateLock) _connected.TrySetException(new LinkLostException($"console {Address} was closed"));
+        _stop.Dispose();
+    }
+}
+
+public sealed record ConsoleLinkOptions
+{
+    /// <summary>How long a writer waits for a lost device to come back before failing as infrastructure.</summary>
+    public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    public int TxChunk { get; init; } = 4096;
+    public TimeSpan TxDelay { get; init; } = TimeSpan.Zero;
+}

@@ -1,0 +1,23 @@
+namespace Hil.Boards.Links;
+
+/// <summary>An open byte pipe to a console (tty, TCP, unix socket, file). One reader, one writer.</summary>
+public interface IConsoleTransport : IAsyncDisposable
+{
+    /// <summary>Reads what is there (at least one byte); 0 or an exception means the other end is gone.</summary>
+    ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct);
+
+    ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct);
+}
+
+/// <summary>Opens a transport; called again by <see cref="ConsoleLink"/> each time it reconnects.</summary>
+public interface IConsoleEndpoint
+{
+    /// <summary>For messages: the device path or URL.</summary>
+    string Address { get; }
+
+    /// <summary>Whether writes make sense (a followed log file is read-only).</summary>
+    bool CanWrite { get; }
+
+    /// <summary>Opens once; throws (IOException, SocketException, ...) when the device is not there now.</summary>
+    Task<IConsoleTransport> OpenAsync(CancellationToken ct);
+}

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+
+namespace Hil.Peers;
+
+/// <summary>
+/// A real OpenSSH sshd for tests and benchmarks: its own config, host key and user key in a temp
+/// directory, listening on a free 127.0.0.1 port. The system's sshd and its config are not touched.
+/// </summary>
+public sealed class SshdPeer : IAsyncDisposable
+{
+    private PeerProcess? _process;
+
+    private SshdPeer(string dir, int port)
+    {
+        Directory = dir;
+        Port = port;
+    }
+
+    public string Directory { get; }
+    public int Port { get; private set; }
+    public string User { get; } = Environment.UserName;
+    public string HostKeyPath => Path.Combine(Directory, "host_ed25519");
+    public string UserKeyPath => Path.Combine(Directory, "user_ed25519");
+    public string LogPath => Path.Combine(Directory, "sshd.log");
+
+    /// <summary>The host key's fingerprint as <c>ssh-keygen -lf</c> prints it (SHA256:...).</summary>
+    public string HostKeyFingerprint { get; private set; } = "";
+
+    /// <summary>The public host key line ("ssh-ed25519 AAAA...") for known_hosts files.</summary>
+    public string HostKeyLine => File.ReadAllText(HostKeyPath + ".pub").Trim();
+
+    public static async Task<SshdPeer> StartAsync(string? directory = null)
+    {
+        var dir = directory ?? System.IO.Directory.CreateTempSubdirectory("hil-sshd-").FullName;
+        var peer = new SshdPeer(dir, 0);
+        peer.NewHostKey();
+        PeerProcess.Run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hil-test-user", "-f", peer.UserKeyPath);
+        File.Copy(peer.UserKeyPath + ".pub", Path.Combine(dir, "authorized_keys"));
+        await peer.StartProcessAsync().ConfigureAwait(false);
+        return peer;
+    }
+
+    /// <summary>Replaces the host key (as a reinstalled board would); takes effect at the next restart.</summary>
+    public void NewHostKey()
+    {
+        foreach (var f in new[] { HostKeyPath, HostKeyPath + ".pub" })
+            if (File.Exists(f)) File.Delete(f);
+        PeerProcess.Run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hil-test-host", "-f", HostKeyPath);
+        var line = PeerProcess.Run("ssh-keygen", "-l", "-E", "sha256", "-f", HostKeyPath + ".pub");
+        HostKeyFingerprint = line.Split(' ')[1];
+    }
+
+    private async Task StartProcessAsync()
+    {
+        // sshd refuses to start without its privilege-separation directory.
+        System.IO.Directory.CreateDirectory("/run/sshd");
+        for (var attempt = 0; ; attempt++)
+        {
+            if (Port == 0 || attempt > 0) Port = PeerProcess.FreePort();
+            WriteConfig();
+            var sshd = File.Exists("/usr/sbin/sshd") ? "/usr/sbin/sshd" : "sshd";
+            _process = PeerProcess.Start([sshd, "-D", "-e", "-f", Path.Combine(Directory, "sshd_config")], LogPath);
+            try
+            {
+                await PeerProcess.WaitForPortAsync(Port, TimeSpan.FromSeconds(10), () => !_process.HasExited).ConfigureAwait(false);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException) when (attempt < 3)
+            {
+                // The port was taken between choosing and binding it: choose another.
+                _process.Dispose();
+            }
+        }
+    }
+
+    private void WriteConfig()
+    {
+        File.WriteAllText(Path.Combine(Directory, "sshd_config"), $"""
+            Port {Port}
+            ListenAddress 127.0.0.1
+            HostKey {HostKeyPath}
+            PidFile {Path.Combine(Directory, "sshd.pid")}
+            AuthorizedKeysFile {Path.Combine(Directory, "authorized_keys")}
+            PermitRootLogin prohibit-password
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            UsePAM no
+            StrictModes no
+            MaxSessions 100
+            MaxStartups 100
+            Subsystem sftp internal-sftp
+            LogLevel VERBOSE
+
+            """);
+    }
+
+    /// <summary>Stops the server (established connections die with it).</summary>
+    public void Stop()
+    {
+        _process?.Dispose();
+        _process = null;
+    }
+
+    /// <summary>Stops and starts again on the same port (like a board rebooting), optionally after a pause.</summary>
+    public async Task RestartAsync(TimeSpan? downFor = null)
+    {
+        Stop();
+        if (downFor is { } d) await Task.Delay(d).ConfigureAwait(false);
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            _process = PeerProcess.Start(["/usr/sbin/sshd", "-D", "-e", "-f", Path.Combine(Directory, "sshd_config")], LogPath);
+            try
+            {
+                await PeerProcess.WaitForPortAsync(Port, TimeSpan.FromSeconds(10), () => !_process.HasExited).ConfigureAwait(false);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException) when (clock.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                // The old listener may linger for a moment.
+                _process.Dispose();
+                await Task.Delay(200).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Args for OpenSSH's ssh client against this server (strict host-key checking on).</summary>
+    public IReadOnlyList<string> SshClientArgs(string knownHostsFile) =>
+    [
+        "-p", Port.ToString(), "-i", UserKeyPath, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes", "-o", $"UserKnownHostsFile={knownHostsFile}", "-o", "LogLevel=ERROR",
+    ];
+
+    public ValueTask DisposeAsync()
+    {
+        Stop();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        return ValueTask.CompletedTask;
+    }
+}
