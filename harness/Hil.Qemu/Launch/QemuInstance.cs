@@ -30,11 +30,16 @@ public sealed record QemuLaunchOptions
     /// </summary>
     public bool WaitForConsoleClient { get; init; } = true;
 
-    public string ConsoleSocketPath => Path.Combine(RunDirectory, "console.sock");
+    /// <summary>Console socket (QEMU is the server); defaults to console.sock in the run folder.</summary>
+    public string? ConsoleSocket { get; init; }
+    /// <summary>Secure-world log file; defaults to secure.log in the run folder.</summary>
+    public string? SecureLog { get; init; }
+
+    public string ConsoleSocketPath => ConsoleSocket ?? Path.Combine(RunDirectory, "console.sock");
     /// <summary>QEMU's own copy of everything on the console, written even when no client is attached.</summary>
     public string ConsoleLogPath => Path.Combine(RunDirectory, "console.log");
     /// <summary>OP-TEE's secure-world UART (the second serial port).</summary>
-    public string SecureLogPath => Path.Combine(RunDirectory, "secure.log");
+    public string SecureLogPath => SecureLog ?? Path.Combine(RunDirectory, "secure.log");
     public string StderrPath => Path.Combine(RunDirectory, "qemu-stderr.log");
 
     /// <summary>A fresh run folder under the temp folder and a free loopback port.</summary>
@@ -157,6 +162,8 @@ public sealed class QemuInstance : IAsyncDisposable
     public static async Task<QemuInstance> StartAsync(QemuLaunchOptions options, CancellationToken ct)
     {
         Directory.CreateDirectory(options.RunDirectory);
+        Directory.CreateDirectory(Path.GetDirectoryName(options.ConsoleSocketPath)!);
+        Directory.CreateDirectory(Path.GetDirectoryName(options.SecureLogPath)!);
         foreach (var stale in new[] { options.ConsoleSocketPath, options.StderrPath })
             if (File.Exists(stale)) File.Delete(stale);
         if (!FreePort.IsFree(options.SshPort))

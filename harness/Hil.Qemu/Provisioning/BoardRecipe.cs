@@ -48,7 +48,7 @@ public sealed record BoardRecipe(
     public const int ExpectedThreadCount = 2;
 
     /// <summary>Kernel modules /init loads, by module name; dependencies are added from modules.dep.</summary>
-    public static readonly IReadOnlyList<string> BootModules = ["tee", "optee", "virtio_net"];
+    public static readonly IReadOnlyList<string> BootModules = ["tee", "optee", "virtio_pci", "virtio_net"];
 
     /// <summary>
     /// Target user space, all from trixie arm64. Listed rather than taken from the Depends closure,

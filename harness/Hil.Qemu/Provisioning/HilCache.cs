@@ -33,6 +33,8 @@ public sealed class HilCache
     public string Libteec(string key) => Path.Combine(Root, "libteec", key);
     /// <summary>Which image a board currently uses (written last, so a half-built image is never pointed at).</summary>
     public string BoardPointer(string board) => Path.Combine(Root, "boards", board + ".json");
+    /// <summary>Stable per-board access files (known_hosts, root key link) that board files name.</summary>
+    public string BoardAccess(string board) => Path.Combine(Root, "boards", board);
     public string LockFile => Path.Combine(Root, "provision.lock");
 
     /// <summary>

@@ -46,6 +46,12 @@ public static class InitramfsBuilder
             var stem = file.EndsWith(".ko.xz", StringComparison.Ordinal) ? file[..^6] : file.EndsWith(".ko", StringComparison.Ordinal) ? file[..^3] : null;
             if (stem is not null) byName[stem.Replace('-', '_')] = f;
         }
+        // Built-in modules need no loading (virtio_pci is built in on 6.12, a module on 6.1).
+        var builtinFile = Path.Combine(modRoot, "modules.builtin");
+        var builtin = File.Exists(builtinFile)
+            ? File.ReadAllLines(builtinFile).Select(l => Path.GetFileName(l.Trim())).Where(l => l.EndsWith(".ko", StringComparison.Ordinal))
+                .Select(l => l[..^3].Replace('-', '_')).ToHashSet()
+            : [];
         var plain = Path.Combine(work, "modules");
         Directory.CreateDirectory(plain);
         var ordered = new List<(string, string)>();
@@ -53,6 +59,7 @@ public static class InitramfsBuilder
         async Task Visit(string name)
         {
             if (ordered.Any(o => o.Item1 == name)) return;
+            if (!byName.ContainsKey(name) && builtin.Contains(name)) return;
             if (!visiting.Add(name)) throw new ProvisioningException($"{kernel}: module dependency cycle at {name}");
             if (!byName.TryGetValue(name, out var src))
                 throw new ProvisioningException($"{kernel}: module {name} not found (built in, or renamed?)");

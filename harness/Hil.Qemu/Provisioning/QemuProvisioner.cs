@@ -59,6 +59,7 @@ public sealed class QemuProvisioner(HilCache cache, ProvisionOptions options, IL
                 {
                     _steps.Add(new StepRecord(b.Board, $"reuse {Path.GetFileName(reused.Directory)}", StepKind.Reuse, TimeSpan.Zero));
                     log.Information("provision: {Board} is provisioned at {Dir} (no network, no build)", b.Board, reused.Directory);
+                    PublishAccess(cache, reused);
                     images.Add(reused);
                     continue;
                 }
@@ -306,8 +307,26 @@ public sealed class QemuProvisioner(HilCache cache, ProvisionOptions options, IL
         await File.WriteAllTextAsync(tmp, JsonSerializer.Serialize(new Pointer(imageDir, recipeKey), Json.Options), ct);
         File.Move(tmp, ptrPath, overwrite: true);
         var image = ProvisionedImage.Load(imageDir);
+        PublishAccess(cache, image);
         log.Information("provision: {Board} ready at {Dir}", b.Board, imageDir);
         return image;
+    }
+
+    /// <summary>
+    /// Stable paths a board file can name: boards/BOARD/known_hosts pins the image's host key for any
+    /// forwarded loopback port, boards/BOARD/root_ed25519 links to the image's root key (no copy of the secret).
+    /// </summary>
+    public static void PublishAccess(HilCache cache, ProvisionedImage image)
+    {
+        var dir = cache.BoardAccess(image.Board);
+        Directory.CreateDirectory(dir);
+        var parts = image.Ssh.HostKeyPublic.Split(' ');
+        var kh = Path.Combine(dir, "known_hosts");
+        File.WriteAllText(kh + ".partial", $"[127.0.0.1]:* {parts[0]} {parts[1]}\n");
+        File.Move(kh + ".partial", kh, overwrite: true);
+        var key = Path.Combine(dir, "root_ed25519");
+        if (File.Exists(key) || new FileInfo(key).LinkTarget is not null) File.Delete(key);
+        File.CreateSymbolicLink(key, image.Ssh.PrivateKeyPath);
     }
 
     private static string Line(ResolvedPackage p) => $"{p.Name} {p.Version} {p.Architecture} {p.Sha256}";

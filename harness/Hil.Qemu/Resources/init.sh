@@ -43,6 +43,9 @@ fi
 echo > $T/trace
 echo "hil: optee thread_count=$tc"
 
+# virtio-net probes asynchronously after insmod returns (seen on 6.1): wait for the interface.
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 ip link set lo up
 ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.2.2
 
