@@ -158,8 +158,12 @@ public sealed class QemuBoardSession(BoardSession board, QemuPowerDriver power, 
 
     public async ValueTask DisposeAsync()
     {
-        await Board.DisposeAsync().ConfigureAwait(false);
-        await Power.OffAsync(CancellationToken.None).ConfigureAwait(false);
-        if (Power.Instance is { } i) await i.DisposeAsync().ConfigureAwait(false);
+        // QEMU must never outlive the session, whatever closing the links throws.
+        try { await Board.DisposeAsync().ConfigureAwait(false); }
+        finally
+        {
+            await Power.OffAsync(CancellationToken.None).ConfigureAwait(false);
+            if (Power.Instance is { } i) await i.DisposeAsync().ConfigureAwait(false);
+        }
     }
 }
