@@ -8,16 +8,32 @@ public static class CliRunner
     /// <summary>Exit code for bad input (file, argument): distinct from 1 = "a finding / a failed test".</summary>
     public const int UsageError = 2;
 
+    /// <summary>Exit code for a bug in HilHarness itself.</summary>
+    public const int InternalError = 3;
+
     public static int Run(RootCommand root, string[] args)
     {
         try
         {
-            return root.Parse(args).Invoke();
+            // Our own handler below decides what a user's mistake looks like; System.CommandLine's
+            // default would print a stack trace.
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception ex) when (UserErrors.Describe(ex) is { } message)
         {
             Console.Error.WriteLine($"hil: {message}");
             return UsageError;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("hil: cancelled");
+            return 130;
+        }
+        catch (Exception ex)
+        {
+            // Not the user's mistake: a bug of ours, so the whole story is worth printing.
+            Console.Error.WriteLine($"hil: internal error (please report): {ex}");
+            return InternalError;
         }
     }
 }

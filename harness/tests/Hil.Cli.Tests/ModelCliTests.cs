@@ -1,0 +1,111 @@
+using System.CommandLine;
+using System.Text.Json;
+using Hil.Cli;
+using Hil.Cli.Commands;
+
+namespace Hil.Cli.Tests;
+
+/// <summary>`hil model …` as a user runs it: exit codes, one-line errors, JSON that parses.</summary>
+[NonParallelizable]
+public class ModelCliTests
+{
+    private static string Repo(params string[] parts)
+    {
+        for (var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) return Path.Combine([d.FullName, .. parts]);
+        throw new InvalidOperationException("repository root not found");
+    }
+
+    private static (int Code, string Out, string Err) Hil(params string[] args)
+    {
+        var root = new RootCommand("hil");
+        root.Subcommands.Add(ModelCommands.Build());
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        Console.SetOut(o); Console.SetError(e);
+        try { return (CliRunner.Run(root, args), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    [Test]
+    public void Simulate_exits_0_without_findings_and_1_with_one()
+    {
+        var ok = Hil("model", "simulate", Repo("testsuites", "model", "total-minus-one.yaml"));
+        Assert.That(ok.Code, Is.EqualTo(0), ok.Out + ok.Err);
+        Assert.That(ok.Out, Does.Contain("findings: none"));
+        var bad = Hil("model", "simulate", Repo("testsuites", "model", "scmi-deadlock.yaml"));
+        Assert.That(bad.Code, Is.EqualTo(1));
+        Assert.That(bad.Out, Does.Contain("FINDING deadlock"));
+    }
+
+    [Test]
+    public void Explore_json_is_one_object_per_line_and_names_the_shortest_path()
+    {
+        var r = Hil("model", "explore", Repo("testsuites", "model", "jens-second-system-user.yaml"), "--json");
+        Assert.That(r.Code, Is.EqualTo(1));
+        var docs = r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var finding = docs.Single(d => d.GetProperty("type").GetString() == "finding");
+        Assert.That(finding.GetProperty("kind").GetString(), Is.EqualTo("deadlock"));
+        Assert.That(finding.GetProperty("path").GetArrayLength(), Is.EqualTo(3));
+        var result = docs.Single(d => d.GetProperty("type").GetString() == "result");
+        Assert.That(result.GetProperty("complete").GetBoolean(), Is.True);
+    }
+
+    [Test]
+    public void Policy_override_changes_the_verdict()
+    {
+        Assert.That(Hil("model", "explore", Repo("testsuites", "model", "scmi-deadlock.yaml"), "--policy", "mainline").Code, Is.EqualTo(0));
+        Assert.That(Hil("model", "explore", Repo("testsuites", "model", "scmi-deadlock.yaml"), "--policy", "legacy").Code, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Check_trace_reports_the_first_divergence_and_exits_1()
+    {
+        var dir = Directory.CreateTempSubdirectory("hil-cli-");
+        try
+        {
+            var trace = Path.Combine(dir.FullName, "t.jsonl");
+            File.WriteAllText(trace, """
+                {"type":"header","policy":"mainline","threads":1}
+                {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
+                {"t":0.0,"task":"A-1","ev":"admitted"}
+                {"t":0.1,"task":"B-2","ev":"wait_init","w":"b0","sys":0}
+                {"t":0.1,"task":"B-2","ev":"admitted"}
+                """);
+            var r = Hil("model", "check-trace", trace);
+            Assert.That(r.Code, Is.EqualTo(1));
+            Assert.That(r.Out, Does.Contain("DIVERGES at line 5"));
+            Assert.That(r.Out, Does.Contain("model state before it: free=0/1"));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Test]
+    public void Bad_input_gives_one_line_naming_file_line_and_field_and_exit_2()
+    {
+        var dir = Directory.CreateTempSubdirectory("hil-cli-");
+        try
+        {
+            var f = Path.Combine(dir.FullName, "bad.yaml");
+            File.WriteAllText(f, "policy: mainline\nthreads: 2\nclients:\n  - calls: [{ hold: soon }]\n");
+            var r = Hil("model", "simulate", f);
+            Assert.That(r.Code, Is.EqualTo(2));
+            Assert.That(r.Err.Trim(), Is.EqualTo($"hil: {f}:4: clients[0].calls[0].hold: 'soon' is not a number of milliseconds"));
+            Assert.That(r.Err, Does.Not.Contain("   at "), "no stack trace");
+
+            var missing = Hil("model", "explore", Path.Combine(dir.FullName, "nope.yaml"));
+            Assert.That((missing.Code, missing.Err.Trim()), Is.EqualTo((2, $"hil: {Path.Combine(dir.FullName, "nope.yaml")}: no such scenario file")));
+
+            var policy = Hil("model", "simulate", Repo("testsuites", "model", "v9-one-thread.yaml"), "--policy", "v10");
+            Assert.That(policy.Code, Is.EqualTo(2));
+            Assert.That(policy.Err, Does.Contain("--policy:0: policy: unknown policy 'v10'"));
+
+            var trace = Path.Combine(dir.FullName, "t.jsonl");
+            File.WriteAllText(trace, "{\"type\":\"header\",\"policy\":\"mainline\",\"threads\":2}\n{\"t\":0,\"task\":\"x\",\"ev\":\"final\"}\n");
+            var t = Hil("model", "check-trace", trace);
+            Assert.That((t.Code, t.Err.Trim()), Is.EqualTo((2, $"hil: {trace}:2: w: required for \"final\" (the waiter's address)")));
+        }
+        finally { dir.Delete(true); }
+    }
+}
