@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Hil.Workloads.Kmod;
+
+/// <summary>Whether a session's calls are ordinary calls or system calls (a system session, Linux 6.8+).</summary>
+public enum SessionKind { Normal, System }
+
+/// <summary>The module's limits (tools/kmod/hil_cq.c): checked here first so that a bad plan fails before touching a board.</summary>
+public static partial class KmodLimits
+{
+    public const int MaxSessions = 16;
+    public const int MaxRecords = 256;
+    public const uint MaxStartMs = 600_000;
+    /// <summary>Bounds how long unloading may wait for a call in flight (kernel clients cannot cancel).</summary>
+    public const uint MaxHoldMs = 60_000;
+    public const uint MaxLeadMs = 10_000;
+    public const int MaxNameLength = 15;
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,15}$")]
+    public static partial Regex SessionName();
+
+    public static string CheckName(string name) =>
+        SessionName().IsMatch(name) ? name
+            : throw new ArgumentException($"session name '{name}' must be 1-{MaxNameLength} characters of A-Z a-z 0-9 _ -", nameof(name));
+}
+
+/// <summary>
+/// One line for the module's ctl file. Each kind validates its arguments as the module does, so a
+/// bad plan is a clear ArgumentException in the harness rather than an EINVAL from the board.
+/// </summary>
+public abstract record KmodCommand
+{
+    /// <summary>The exact line written to ctl (without the newline).</summary>
+    public abstract string Line { get; }
+    public override string ToString() => Line;
+
+    public static KmodCommand Open(string name, SessionKind kind) => new OpenSession(name, kind);
+    public static KmodCommand Close(string name) => new CloseSession(name);
+    public static KmodCommand Call(string session, uint startMs, uint holdMs) => new QueueCall(session, startMs, holdMs);
+    public static KmodCommand Go(uint? leadMs = null) => new StartRun(leadMs);
+    public static KmodCommand Cancel { get; } = new CancelWaiting();
+    public static KmodCommand Reset { get; } = new ResetAll();
+
+    private static string Ms(uint v) => v.ToString(CultureInfo.InvariantCulture);
+
+    public sealed record OpenSession : KmodCommand
+    {
+        public OpenSession(string name, SessionKind kind)
+        {
+            Name = KmodLimits.CheckName(name);
+            Kind = Enum.IsDefined(kind) ? kind : throw new ArgumentOutOfRangeException(nameof(kind));
+        }
+        public string Name { get; }
+        public SessionKind Kind { get; }
+        public override string Line => $"open {Name} {(Kind == SessionKind.System ? "system" : "normal")}";
+    }
+
+    public sealed record CloseSession : KmodCommand
+    {
+        public CloseSession(string name) => Name = KmodLimits.CheckName(name);
+        public string Name { get; }
+        public override string Line => $"close {Name}";
+    }
+
+    public sealed record QueueCall : KmodCommand
+    {
+        public QueueCall(string session, uint startMs, uint holdMs)
+        {
+            Session = KmodLimits.CheckName(session);
+            StartMs = startMs <= KmodLimits.MaxStartMs ? startMs
+                : throw new ArgumentOutOfRangeException(nameof(startMs), startMs, $"start offset above the module's limit of {KmodLimits.MaxStartMs} ms");
+            HoldMs = holdMs <= KmodLimits.MaxHoldMs ? holdMs
+                : throw new ArgumentOutOfRangeException(nameof(holdMs), holdMs, $"hold time above the module's limit of {KmodLimits.MaxHoldMs} ms");
+        }
+        public string Session { get; }
+        public uint StartMs { get; }
+        public uint HoldMs { get; }
+        public override string Line => $"call {Session} {Ms(StartMs)} {Ms(HoldMs)}";
+    }
+
+    public sealed record StartRun : KmodCommand
+    {
+        public StartRun(uint? leadMs)
+        {
+            LeadMs = leadMs is null || leadMs <= KmodLimits.MaxLeadMs ? leadMs
+                : throw new ArgumentOutOfRangeException(nameof(leadMs), leadMs, $"lead above the module's limit of {KmodLimits.MaxLeadMs} ms");
+        }
+        public uint? LeadMs { get; }
+        public override string Line => LeadMs is { } l ? $"go {Ms(l)}" : "go";
+    }
+
+    public sealed record CancelWaiting : KmodCommand
+    {
+        public override string Line => "cancel";
+    }
+
+    public sealed record ResetAll : KmodCommand
+    {
+        public override string Line => "reset";
+    }
+}
+
+/// <summary>One timed call of a run: TEE_Wait(HoldMs) on a session, StartMs after the run's time base.</summary>
+public sealed record KmodCall(string Session, uint StartMs, uint HoldMs)
+{
+    public KmodCommand Command => KmodCommand.Call(Session, StartMs, HoldMs);
+}

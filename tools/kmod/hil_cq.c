@@ -1,0 +1,861 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hil_cq - issue OP-TEE calls from kernel threads at chosen times.
+ *
+ * HilHarness checks the OP-TEE driver's call queue (and, from Linux 6.8, its
+ * "system threads") against a reference model. User space cannot make system
+ * calls (only kernel clients can mark a session as a system session), so this
+ * module opens kernel TEE sessions to Debian's os_test TA and makes calls that
+ * hold a secure thread for a chosen time (os_test command 9 = TEE_Wait) from
+ * several kernel threads, each started at a chosen offset of one time base.
+ *
+ * Interface (debugfs, /sys/kernel/debug/hil_cq/):
+ *   ctl       write one command per write():
+ *               open NAME normal|system   open a session (and register it as a system session)
+ *               close NAME                close a session (recorded: closing a system session is a system call)
+ *               call NAME START_MS HOLD_MS queue TEE_Wait(HOLD_MS) on session NAME at t0 + START_MS
+ *               go [LEAD_MS]              start every queued call; t0 = now + LEAD_MS (default 10)
+ *               cancel                    drop calls not started yet (running ones finish their hold)
+ *               reset                     close every session, forget every record (not while a run is in flight)
+ *             a rejected command fails the write() (EINVAL, ENOENT, EEXIST, EBUSY, ENOSPC, ENODEV, EIO)
+ *             and leaves the reason in `error`
+ *   results   one line per record (open / invoke / close), see format_record()
+ *   sessions  one line per open session
+ *   info      key: value lines (kernel release, system-session support, run state, time base)
+ *   error     the reason the last command was rejected (empty after a command that succeeded)
+ *
+ * All times are CLOCK_MONOTONIC nanoseconds (ktime_get_ns()), the clock of ftrace's "mono" trace
+ * clock, so that records line up with a call-queue trace.
+ *
+ * Every function is 8-byte aligned: Debian's 6.12 kernel uses ftrace CALL_OPS, which needs 8-byte
+ * aligned function entries; the host's gcc-12 lacks -fmin-function-alignment and its
+ * -falign-functions does not reach cold functions, and a misaligned patch site crashes the kernel
+ * at insmod. The harness checks every code section of the built module before deploying it.
+ */
+#define pr_fmt(fmt) "hil_cq: " fmt
+
+#include <linux/ctype.h>
+#include <linux/debugfs.h>
+#include <linux/kernel.h>
+#include <linux/kthread.h>
+#include <linux/ktime.h>
+#include <linux/hrtimer.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/sched/task.h>
+#include <linux/seq_file.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/tee_drv.h>
+#include <linux/uaccess.h>
+#include <linux/utsname.h>
+#include <linux/uuid.h>
+
+#define HIL_FN __aligned(8)
+
+#define HIL_VERSION 1
+#define MAX_SESSIONS 16
+#define MAX_RECORDS 256
+#define NAME_LEN 16            /* 15 characters and the NUL */
+#define MAX_START_MS 600000U   /* 10 minutes */
+#define MAX_HOLD_MS 60000U     /* bounds how long unloading can wait for a call in flight */
+#define MAX_LEAD_MS 10000U
+#define DEFAULT_LEAD_MS 10U
+#define CMD_MAX 128
+#define ERR_LEN 200
+
+/* Debian's optee-test os_test TA and its TEE_Wait command. */
+#define OS_TEST_CMD_WAIT 9
+static const uuid_t os_test_uuid =
+	UUID_INIT(0x5b9e0e40, 0x2636, 0x11e1, 0xad, 0x9e, 0x00, 0x02, 0xa5, 0xd5, 0xc5, 0x1b);
+
+#ifdef HIL_HAVE_SYSTEM_SESSION
+#define SYSTEM_SESSIONS "supported"
+#else
+#define SYSTEM_SESSIONS "unsupported"
+#endif
+MODULE_INFO(hil_system_session, SYSTEM_SESSIONS);
+
+enum rec_op { OP_OPEN, OP_INVOKE, OP_CLOSE };
+enum rec_state { ST_QUEUED, ST_WAITING, ST_CALLING, ST_DONE, ST_CANCELLED };
+static const char *const op_names[] = { "open", "invoke", "close" };
+static const char *const state_names[] = { "queued", "waiting", "calling", "done", "cancelled" };
+
+/* What became of asking for a system session. */
+enum sys_status { SYS_NO, SYS_REGISTERED, SYS_UNSUPPORTED, SYS_REJECTED };
+static const char *const sys_names[] = { "no", "registered", "unsupported", "rejected" };
+
+struct hil_session {
+	bool used;
+	char name[NAME_LEN];
+	u32 tee_session;
+	bool sys;              /* calls on it are system calls (registered) */
+	enum sys_status sys_status;
+	int sys_rc;
+	unsigned int pending;  /* queued or unfinished invoke records naming it */
+};
+
+/*
+ * One OP-TEE request this module made or will make. Fields a call thread writes
+ * (state, times, results) are guarded by hil.lock; the rest is fixed when the
+ * record is created under hil.ctl.
+ */
+struct hil_rec {
+	u32 id;
+	enum rec_op op;
+	int sess;              /* index in hil.sess while the session is open, else -1 */
+	char sess_name[NAME_LEN];
+	u32 tee_session;
+	bool sys;
+	bool timed;            /* invoke: start_ms/hold_ms/due_ns are meaningful */
+	u32 start_ms, hold_ms;
+	enum rec_state state;
+	bool cancel;           /* do not start; set by cancel/unload */
+	pid_t tid;
+	u64 due_ns, req_ns, ret_ns;
+	int rc;
+	u32 tee_ret, origin;
+	struct task_struct *task; /* invoke: its thread (a reference is held until reaped) */
+};
+
+static struct {
+	struct mutex ctl;      /* serialises commands, session changes and teardown */
+	spinlock_t lock;       /* record fields written by call threads, nrec, err */
+	struct tee_context *ctx;
+	struct hil_session sess[MAX_SESSIONS];
+	struct hil_rec rec[MAX_RECORDS];
+	unsigned int nrec;
+	u64 t0_ns;
+	unsigned int runs;
+	char err[ERR_LEN];
+	struct dentry *dir;
+} hil;
+
+/* ---- errors ----------------------------------------------------------- */
+
+static const char *HIL_FN errno_name(int err)
+{
+	switch (err) {
+	case -EINVAL: return "EINVAL";
+	case -ENOENT: return "ENOENT";
+	case -EEXIST: return "EEXIST";
+	case -EBUSY: return "EBUSY";
+	case -ENOSPC: return "ENOSPC";
+	case -ENODEV: return "ENODEV";
+	case -EIO: return "EIO";
+	case -ENOMEM: return "ENOMEM";
+	case -EINTR: return "EINTR";
+	case -EFAULT: return "EFAULT";
+	default: return "ERROR";
+	}
+}
+
+/* Rejects a command: the reason goes to the error file and dmesg, the code to write(). */
+static __printf(2, 3) int HIL_FN reject(int err, const char *fmt, ...)
+{
+	char msg[ERR_LEN - 16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vscnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	spin_lock(&hil.lock);
+	scnprintf(hil.err, sizeof(hil.err), "%s: %s", errno_name(err), msg);
+	spin_unlock(&hil.lock);
+	pr_info("rejected: %s: %s\n", errno_name(err), msg);
+	return err;
+}
+
+/* ---- records and sessions -------------------------------------------- */
+
+static struct hil_rec *HIL_FN new_record(enum rec_op op, int sess)
+{
+	struct hil_rec *r;
+
+	if (hil.nrec >= MAX_RECORDS)
+		return NULL;
+	r = &hil.rec[hil.nrec];
+	memset(r, 0, sizeof(*r));
+	r->id = hil.nrec;
+	r->op = op;
+	r->sess = sess;
+	r->tid = -1;
+	if (sess >= 0) {
+		strscpy(r->sess_name, hil.sess[sess].name, NAME_LEN);
+		r->tee_session = hil.sess[sess].tee_session;
+		r->sys = hil.sess[sess].sys;
+	}
+	spin_lock(&hil.lock);
+	hil.nrec++;       /* readers see the record only once it is initialised */
+	spin_unlock(&hil.lock);
+	return r;
+}
+
+static void HIL_FN record_result(struct hil_rec *r, u64 req, u64 ret, int rc, u32 tee_ret, u32 origin)
+{
+	spin_lock(&hil.lock);
+	r->req_ns = req;
+	r->ret_ns = ret;
+	r->rc = rc;
+	r->tee_ret = tee_ret;
+	r->origin = origin;
+	r->state = ST_DONE;
+	spin_unlock(&hil.lock);
+}
+
+static int HIL_FN find_session(const char *name)
+{
+	int i;
+
+	for (i = 0; i < MAX_SESSIONS; i++)
+		if (hil.sess[i].used && !strcmp(hil.sess[i].name, name))
+			return i;
+	return -1;
+}
+
+static unsigned int HIL_FN count_state(enum rec_state st)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < hil.nrec; i++)
+		if (hil.rec[i].state == st)
+			n++;
+	return n;
+}
+
+/* Calls started by `go` that have not finished (caller holds hil.lock). */
+static unsigned int HIL_FN in_flight(void)
+{
+	return count_state(ST_WAITING) + count_state(ST_CALLING);
+}
+
+static unsigned int HIL_FN in_flight_now(void)
+{
+	unsigned int n;
+
+	spin_lock(&hil.lock);
+	n = in_flight();
+	spin_unlock(&hil.lock);
+	return n;
+}
+
+/* ---- the TEE context --------------------------------------------------- */
+
+/* The OP-TEE client device (tee0), never the supplicant's privileged one (teepriv0). */
+static int HIL_FN match_optee(struct tee_ioctl_version_data *ver, const void *data)
+{
+	return ver->impl_id == TEE_IMPL_ID_OPTEE && !(ver->gen_caps & TEE_GEN_CAP_PRIVILEGED);
+}
+
+static int HIL_FN ensure_context(void)
+{
+	struct tee_context *ctx;
+
+	if (hil.ctx)
+		return 0;
+	ctx = tee_client_open_context(NULL, match_optee, NULL, NULL);
+	if (IS_ERR(ctx))
+		return reject(-ENODEV, "no OP-TEE device (rc %ld): is optee.ko loaded and /dev/tee0 present?", PTR_ERR(ctx));
+	hil.ctx = ctx;
+	return 0;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static bool HIL_FN valid_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n >= NAME_LEN)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum(s[i]) && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+static int HIL_FN cmd_open(int argc, char **argv)
+{
+	struct tee_ioctl_open_session_arg arg;
+	struct tee_param none[1];
+	struct hil_session *s;
+	struct hil_rec *r;
+	bool want_sys;
+	u64 req, ret;
+	int slot, rc;
+
+	if (argc != 3)
+		return reject(-EINVAL, "usage: open NAME normal|system");
+	if (!valid_name(argv[1]))
+		return reject(-EINVAL, "open: session name '%.20s' must be 1-15 characters of A-Z a-z 0-9 _ -", argv[1]);
+	if (!strcmp(argv[2], "system"))
+		want_sys = true;
+	else if (!strcmp(argv[2], "normal"))
+		want_sys = false;
+	else
+		return reject(-EINVAL, "open: kind '%.20s' must be 'normal' or 'system'", argv[2]);
+	if (find_session(argv[1]) >= 0)
+		return reject(-EEXIST, "open: session '%s' is already open", argv[1]);
+	for (slot = 0; slot < MAX_SESSIONS && hil.sess[slot].used; slot++)
+		;
+	if (slot == MAX_SESSIONS)
+		return reject(-ENOSPC, "open: %d sessions are open already (the limit)", MAX_SESSIONS);
+	if (hil.nrec >= MAX_RECORDS)
+		return reject(-ENOSPC, "open: the record table is full (%d records): reset first", MAX_RECORDS);
+	rc = ensure_context();
+	if (rc)
+		return rc;
+
+	memset(&arg, 0, sizeof(arg));
+	memset(none, 0, sizeof(none));
+	export_uuid(arg.uuid, &os_test_uuid);
+	arg.clnt_login = TEE_IOCTL_LOGIN_REE_KERNEL;
+	arg.num_params = 0;
+	r = new_record(OP_OPEN, -1);
+	strscpy(r->sess_name, argv[1], NAME_LEN);
+	r->tid = current->pid;
+	req = ktime_get_ns();
+	rc = tee_client_open_session(hil.ctx, &arg, none);
+	ret = ktime_get_ns();
+	r->tee_session = arg.session;
+	record_result(r, req, ret, rc, arg.ret, arg.ret_origin);
+	if (rc < 0 || arg.ret != 0)
+		return reject(-EIO, "open: os_test session failed: rc %d, TEE result 0x%08x, origin %u (is the os_test TA in /lib/optee_armtz and tee-supplicant running?)",
+			      rc, arg.ret, arg.ret_origin);
+
+	s = &hil.sess[slot];
+	memset(s, 0, sizeof(*s));
+	s->used = true;
+	strscpy(s->name, argv[1], NAME_LEN);
+	s->tee_session = arg.session;
+	s->sys_status = SYS_NO;
+	if (want_sys) {
+#ifdef HIL_HAVE_SYSTEM_SESSION
+		s->sys_rc = tee_client_system_session(hil.ctx, arg.session);
+		s->sys = s->sys_rc == 0;
+		s->sys_status = s->sys ? SYS_REGISTERED : SYS_REJECTED;
+#else
+		/* A kernel before 6.8 has no system sessions: a result, not an error. */
+		s->sys_rc = -EOPNOTSUPP;
+		s->sys_status = SYS_UNSUPPORTED;
+#endif
+	}
+	pr_info("session %s open (tee session %u, %s, system: %s)\n", s->name, s->tee_session,
+		s->sys ? "system" : "normal", sys_names[s->sys_status]);
+	return 0;
+}
+
+/* Closes an open session and records the close (a system call when the session is a system one). */
+static void HIL_FN close_session(int slot, bool record)
+{
+	struct hil_session *s = &hil.sess[slot];
+	struct hil_rec *r = record ? new_record(OP_CLOSE, slot) : NULL;
+	u64 req, ret;
+	int rc, i;
+
+	if (r)
+		r->tid = current->pid;
+	req = ktime_get_ns();
+	rc = tee_client_close_session(hil.ctx, s->tee_session);
+	ret = ktime_get_ns();
+	if (r)
+		record_result(r, req, ret, rc, 0, 0);
+	for (i = 0; i < hil.nrec; i++)
+		if (hil.rec[i].sess == slot)
+			hil.rec[i].sess = -1;
+	s->used = false;
+}
+
+static int HIL_FN cmd_close(int argc, char **argv)
+{
+	int slot;
+
+	if (argc != 2)
+		return reject(-EINVAL, "usage: close NAME");
+	slot = find_session(argv[1]);
+	if (slot < 0)
+		return reject(-ENOENT, "close: no open session '%.20s'", argv[1]);
+	if (hil.sess[slot].pending)
+		return reject(-EBUSY, "close: session '%s' has %u queued or unfinished calls", argv[1], hil.sess[slot].pending);
+	if (hil.nrec >= MAX_RECORDS)
+		return reject(-ENOSPC, "close: the record table is full (%d records): reset first", MAX_RECORDS);
+	close_session(slot, true);
+	return 0;
+}
+
+static int HIL_FN parse_ms(const char *what, const char *tok, u32 max, u32 *out)
+{
+	if (kstrtou32(tok, 10, out))
+		return reject(-EINVAL, "%s '%.20s' is not a whole number of milliseconds", what, tok);
+	if (*out > max)
+		return reject(-EINVAL, "%s %u is above the limit %u", what, *out, max);
+	return 0;
+}
+
+static int HIL_FN cmd_call(int argc, char **argv)
+{
+	struct hil_rec *r;
+	u32 start, hold;
+	int slot, rc;
+
+	if (argc != 4)
+		return reject(-EINVAL, "usage: call NAME START_MS HOLD_MS");
+	slot = find_session(argv[1]);
+	if (slot < 0)
+		return reject(-ENOENT, "call: no open session '%.20s' (open it first)", argv[1]);
+	rc = parse_ms("call: start_ms", argv[2], MAX_START_MS, &start);
+	if (rc)
+		return rc;
+	rc = parse_ms("call: hold_ms", argv[3], MAX_HOLD_MS, &hold);
+	if (rc)
+		return rc;
+	r = new_record(OP_INVOKE, slot);
+	if (!r)
+		return reject(-ENOSPC, "call: the record table is full (%d records): reset first", MAX_RECORDS);
+	r->timed = true;
+	r->start_ms = start;
+	r->hold_ms = hold;
+	r->state = ST_QUEUED;
+	hil.sess[slot].pending++;
+	return 0;
+}
+
+/* The life of one call: sleep until its start time, TEE_Wait(hold), record what happened. */
+static int HIL_FN call_thread(void *data)
+{
+	struct hil_rec *r = data;
+	ktime_t due = ns_to_ktime(r->due_ns);
+	struct tee_ioctl_invoke_arg arg;
+	struct tee_param p[4];
+	u64 req, ret;
+	int rc;
+
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop() || READ_ONCE(r->cancel) || ktime_get_ns() >= r->due_ns)
+			break;
+		/* Absolute expiry on CLOCK_MONOTONIC: lands within a few ms of the asked time. */
+		schedule_hrtimeout(&due, HRTIMER_MODE_ABS);
+	}
+	__set_current_state(TASK_RUNNING);
+
+	spin_lock(&hil.lock);
+	if (kthread_should_stop() || r->cancel) {
+		r->state = ST_CANCELLED;
+		spin_unlock(&hil.lock);
+		return 0;
+	}
+	r->state = ST_CALLING;
+	spin_unlock(&hil.lock);
+
+	memset(&arg, 0, sizeof(arg));
+	memset(p, 0, sizeof(p));
+	arg.func = OS_TEST_CMD_WAIT;
+	arg.session = r->tee_session;
+	arg.cancel_id = r->id + 1;
+	arg.num_params = 4;
+	p[0].attr = TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_INPUT;
+	p[0].u.value.a = r->hold_ms;
+	req = ktime_get_ns();
+	rc = tee_client_invoke_func(hil.ctx, &arg, p);
+	ret = ktime_get_ns();
+	record_result(r, req, ret, rc, arg.ret, arg.ret_origin);
+	/* Returning hands the thread back to kthread() (core code); whoever reaps it holds a reference. */
+	return 0;
+}
+
+/* Waits for a finished or stopping call thread and drops our reference: exactly once per thread. */
+static void HIL_FN reap(struct hil_rec *r)
+{
+	if (!r->task)
+		return;
+	kthread_stop(r->task);
+	put_task_struct(r->task);
+	r->task = NULL;
+}
+
+static int HIL_FN cmd_go(int argc, char **argv)
+{
+	unsigned int i, n = 0, busy;
+	u32 lead = DEFAULT_LEAD_MS;
+	u64 t0;
+	int rc;
+
+	if (argc > 2)
+		return reject(-EINVAL, "usage: go [LEAD_MS]");
+	if (argc == 2) {
+		rc = parse_ms("go: lead_ms", argv[1], MAX_LEAD_MS, &lead);
+		if (rc)
+			return rc;
+	}
+	busy = in_flight_now();
+	if (busy)
+		return reject(-EBUSY, "go: %u calls of the previous run have not finished (wait, or cancel)", busy);
+	for (i = 0; i < hil.nrec; i++)
+		if (hil.rec[i].state == ST_QUEUED)
+			n++;
+	if (!n)
+		return reject(-EINVAL, "go: no calls queued (queue some with: call NAME START_MS HOLD_MS)");
+	/* Threads of earlier runs have finished: reap them before starting new ones. */
+	for (i = 0; i < hil.nrec; i++)
+		if (hil.rec[i].state != ST_QUEUED)
+			reap(&hil.rec[i]);
+
+	/* Create every thread first, so that the time base does not include thread creation. */
+	for (i = 0; i < hil.nrec; i++) {
+		struct hil_rec *r = &hil.rec[i];
+		struct task_struct *t;
+
+		if (r->state != ST_QUEUED)
+			continue;
+		t = kthread_create(call_thread, r, "hilcq-%u", r->id);
+		if (IS_ERR(t)) {
+			unsigned int j;
+
+			/* Never woken: kthread_stop() makes them exit without running call_thread(). */
+			for (j = 0; j < i; j++)
+				if (hil.rec[j].state == ST_QUEUED)
+					reap(&hil.rec[j]);
+			return reject(-ENOMEM, "go: cannot create a kernel thread (rc %ld)", PTR_ERR(t));
+		}
+		get_task_struct(t);
+		r->task = t;
+		r->tid = t->pid;
+	}
+	t0 = ktime_get_ns() + (u64)lead * NSEC_PER_MSEC;
+	spin_lock(&hil.lock);
+	hil.t0_ns = t0;
+	hil.runs++;
+	for (i = 0; i < hil.nrec; i++) {
+		struct hil_rec *r = &hil.rec[i];
+
+		if (r->state != ST_QUEUED)
+			continue;
+		r->due_ns = t0 + (u64)r->start_ms * NSEC_PER_MSEC;
+		r->state = ST_WAITING;
+	}
+	spin_unlock(&hil.lock);
+	for (i = 0; i < hil.nrec; i++)
+		if (hil.rec[i].state == ST_WAITING && hil.rec[i].task)
+			wake_up_process(hil.rec[i].task);
+	return 0;
+}
+
+/*
+ * Drops calls that have not started. Running ones cannot be cut short from a kernel client:
+ * tee_client_cancel_req() is declared but not exported, so they run to the end of their hold
+ * (at most MAX_HOLD_MS).
+ */
+static void HIL_FN cancel_waiting(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < hil.nrec; i++) {
+		struct hil_rec *r = &hil.rec[i];
+		enum rec_state st;
+
+		spin_lock(&hil.lock);
+		st = r->state;
+		if (st == ST_WAITING || st == ST_QUEUED)
+			r->cancel = true;
+		if (st == ST_QUEUED)
+			r->state = ST_CANCELLED;
+		spin_unlock(&hil.lock);
+		if (st == ST_WAITING && r->task)
+			wake_up_process(r->task);
+	}
+}
+
+/* Calls that will never run or have finished no longer hold their session. */
+static void HIL_FN settle_pending(void)
+{
+	unsigned int i;
+	int s;
+
+	for (s = 0; s < MAX_SESSIONS; s++)
+		hil.sess[s].pending = 0;
+	spin_lock(&hil.lock);
+	for (i = 0; i < hil.nrec; i++) {
+		struct hil_rec *r = &hil.rec[i];
+
+		if (r->op == OP_INVOKE && r->sess >= 0 &&
+		    (r->state == ST_QUEUED || r->state == ST_WAITING || r->state == ST_CALLING))
+			hil.sess[r->sess].pending++;
+	}
+	spin_unlock(&hil.lock);
+}
+
+static int HIL_FN cmd_cancel(int argc, char **argv)
+{
+	if (argc != 1)
+		return reject(-EINVAL, "usage: cancel");
+	cancel_waiting();
+	return 0;
+}
+
+static int HIL_FN cmd_reset(int argc, char **argv)
+{
+	unsigned int i, busy;
+	int s;
+
+	if (argc != 1)
+		return reject(-EINVAL, "usage: reset");
+	busy = in_flight_now();
+	if (busy)
+		return reject(-EBUSY, "reset: %u calls have not finished (wait, or cancel first)", busy);
+	for (i = 0; i < hil.nrec; i++)
+		reap(&hil.rec[i]);
+	for (s = 0; s < MAX_SESSIONS; s++)
+		if (hil.sess[s].used)
+			close_session(s, false);
+	spin_lock(&hil.lock);
+	hil.nrec = 0;
+	hil.t0_ns = 0;
+	spin_unlock(&hil.lock);
+	return 0;
+}
+
+static int HIL_FN dispatch(int argc, char **argv)
+{
+	if (!strcmp(argv[0], "open"))
+		return cmd_open(argc, argv);
+	if (!strcmp(argv[0], "close"))
+		return cmd_close(argc, argv);
+	if (!strcmp(argv[0], "call"))
+		return cmd_call(argc, argv);
+	if (!strcmp(argv[0], "go"))
+		return cmd_go(argc, argv);
+	if (!strcmp(argv[0], "cancel"))
+		return cmd_cancel(argc, argv);
+	if (!strcmp(argv[0], "reset"))
+		return cmd_reset(argc, argv);
+	return reject(-EINVAL, "unknown command '%.20s' (open, close, call, go, cancel, reset)", argv[0]);
+}
+
+static ssize_t HIL_FN ctl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *ppos)
+{
+	char buf[CMD_MAX];
+	char *argv[6];
+	char *p, *tok;
+	int argc = 0, rc;
+
+	spin_lock(&hil.lock);
+	hil.err[0] = '\0';
+	spin_unlock(&hil.lock);
+	if (len == 0)
+		return reject(-EINVAL, "empty command");
+	if (len >= sizeof(buf))
+		return reject(-EINVAL, "command longer than %zu bytes", sizeof(buf) - 1);
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (len && buf[len - 1] == '\n')
+		buf[len - 1] = '\0';
+	if (strchr(buf, '\n'))
+		return reject(-EINVAL, "one command per write");
+	p = buf;
+	while ((tok = strsep(&p, " \t")) != NULL) {
+		if (!*tok)
+			continue;
+		if (argc == ARRAY_SIZE(argv))
+			return reject(-EINVAL, "too many words in '%.40s'", buf);
+		argv[argc++] = tok;
+	}
+	if (argc == 0)
+		return reject(-EINVAL, "empty command");
+	if (mutex_lock_interruptible(&hil.ctl))
+		return -EINTR;
+	settle_pending();     /* calls may have finished since the last command */
+	rc = dispatch(argc, argv);
+	settle_pending();
+	mutex_unlock(&hil.ctl);
+	return rc < 0 ? rc : len;
+}
+
+/* ---- read-only files --------------------------------------------------- */
+
+static void HIL_FN print_u64_or_dash(struct seq_file *m, const char *key, bool known, u64 v)
+{
+	if (known)
+		seq_printf(m, " %s=%llu", key, v);
+	else
+		seq_printf(m, " %s=-", key);
+}
+
+/*
+ * id=N op=open|invoke|close session=NAME kind=normal|system start_ms=N|- hold_ms=N|-
+ * state=queued|waiting|calling|done|cancelled tid=N|- due_ns=N|- req_ns=N|- ret_ns=N|-
+ * rc=N|- ret=0xXXXXXXXX|- origin=N|-
+ */
+static void HIL_FN format_record(struct seq_file *m, const struct hil_rec *r)
+{
+	bool done = r->state == ST_DONE;
+	bool started = done || r->state == ST_CALLING;
+
+	seq_printf(m, "id=%u op=%s session=%s kind=%s", r->id, op_names[r->op], r->sess_name,
+		   r->sys ? "system" : "normal");
+	print_u64_or_dash(m, "start_ms", r->timed, r->start_ms);
+	print_u64_or_dash(m, "hold_ms", r->timed, r->hold_ms);
+	seq_printf(m, " state=%s", state_names[r->state]);
+	if (r->tid >= 0)
+		seq_printf(m, " tid=%d", r->tid);
+	else
+		seq_puts(m, " tid=-");
+	print_u64_or_dash(m, "due_ns", r->timed && r->state != ST_QUEUED && r->due_ns, r->due_ns);
+	print_u64_or_dash(m, "req_ns", started, r->req_ns);
+	print_u64_or_dash(m, "ret_ns", done, r->ret_ns);
+	if (done)
+		seq_printf(m, " rc=%d ret=0x%08x origin=%u\n", r->rc, r->tee_ret, r->origin);
+	else
+		seq_puts(m, " rc=- ret=- origin=-\n");
+}
+
+static int HIL_FN results_show(struct seq_file *m, void *v)
+{
+	unsigned int i;
+
+	spin_lock(&hil.lock);
+	for (i = 0; i < hil.nrec; i++)
+		format_record(m, &hil.rec[i]);
+	spin_unlock(&hil.lock);
+	return 0;
+}
+
+static int HIL_FN sessions_show(struct seq_file *m, void *v)
+{
+	int i;
+
+	if (mutex_lock_interruptible(&hil.ctl))
+		return -EINTR;
+	for (i = 0; i < MAX_SESSIONS; i++) {
+		const struct hil_session *s = &hil.sess[i];
+
+		if (!s->used)
+			continue;
+		seq_printf(m, "name=%s tee_session=%u kind=%s system=%s sys_rc=%d pending=%u\n", s->name,
+			   s->tee_session, s->sys ? "system" : "normal", sys_names[s->sys_status], s->sys_rc,
+			   s->pending);
+	}
+	mutex_unlock(&hil.ctl);
+	return 0;
+}
+
+static int HIL_FN info_show(struct seq_file *m, void *v)
+{
+	unsigned int open = 0, queued, waiting, calling, done, cancelled, nrec, runs;
+	u64 t0;
+	int i;
+
+	for (i = 0; i < MAX_SESSIONS; i++)
+		if (READ_ONCE(hil.sess[i].used))
+			open++;
+	spin_lock(&hil.lock);
+	queued = count_state(ST_QUEUED);
+	waiting = count_state(ST_WAITING);
+	calling = count_state(ST_CALLING);
+	done = count_state(ST_DONE);
+	cancelled = count_state(ST_CANCELLED);
+	nrec = hil.nrec;
+	t0 = hil.t0_ns;
+	runs = hil.runs;
+	spin_unlock(&hil.lock);
+	seq_printf(m, "module: hil_cq\nversion: %d\nkernel: %s\nsystem_sessions: %s\n", HIL_VERSION,
+		   init_utsname()->release, SYSTEM_SESSIONS);
+	seq_printf(m, "context: %s\nsessions: %u\nrecords: %u\nmax_records: %d\n", hil.ctx ? "open" : "none", open,
+		   nrec, MAX_RECORDS);
+	seq_printf(m, "state: %s\nqueued: %u\nwaiting: %u\ncalling: %u\ndone: %u\ncancelled: %u\n",
+		   waiting + calling ? "running" : "idle", queued, waiting, calling, done, cancelled);
+	seq_printf(m, "t0_ns: %llu\nruns: %u\nnow_ns: %llu\nmax_start_ms: %u\nmax_hold_ms: %u\n", t0, runs,
+		   ktime_get_ns(), MAX_START_MS, MAX_HOLD_MS);
+	return 0;
+}
+
+static int HIL_FN error_show(struct seq_file *m, void *v)
+{
+	char copy[ERR_LEN];
+
+	spin_lock(&hil.lock);
+	strscpy(copy, hil.err, sizeof(copy));
+	spin_unlock(&hil.lock);
+	if (copy[0])
+		seq_printf(m, "%s\n", copy);
+	return 0;
+}
+
+static int HIL_FN results_open(struct inode *i, struct file *f) { return single_open(f, results_show, NULL); }
+static int HIL_FN sessions_open(struct inode *i, struct file *f) { return single_open(f, sessions_show, NULL); }
+static int HIL_FN info_open(struct inode *i, struct file *f) { return single_open(f, info_show, NULL); }
+static int HIL_FN error_open(struct inode *i, struct file *f) { return single_open(f, error_show, NULL); }
+
+#define RO_FOPS(name) \
+	static const struct file_operations name##_fops = { \
+		.owner = THIS_MODULE, .open = name##_open, .read = seq_read, \
+		.llseek = seq_lseek, .release = single_release, \
+	}
+RO_FOPS(results);
+RO_FOPS(sessions);
+RO_FOPS(info);
+RO_FOPS(error);
+
+static const struct file_operations ctl_fops = {
+	.owner = THIS_MODULE,
+	.write = ctl_write,
+	.llseek = noop_llseek,
+};
+
+/* ---- load and unload --------------------------------------------------- */
+
+static int __init HIL_FN hil_init(void)
+{
+	mutex_init(&hil.ctl);
+	spin_lock_init(&hil.lock);
+	hil.dir = debugfs_create_dir("hil_cq", NULL);
+	if (IS_ERR_OR_NULL(hil.dir)) {
+		pr_err("cannot create /sys/kernel/debug/hil_cq (is debugfs enabled and mounted?)\n");
+		return -ENODEV;
+	}
+	debugfs_create_file("ctl", 0200, hil.dir, NULL, &ctl_fops);
+	debugfs_create_file("results", 0444, hil.dir, NULL, &results_fops);
+	debugfs_create_file("sessions", 0444, hil.dir, NULL, &sessions_fops);
+	debugfs_create_file("info", 0444, hil.dir, NULL, &info_fops);
+	debugfs_create_file("error", 0444, hil.dir, NULL, &error_fops);
+	pr_info("loaded on %s (system sessions %s)\n", init_utsname()->release, SYSTEM_SESSIONS);
+	return 0;
+}
+
+/*
+ * Unloading with calls in flight: calls not started yet are dropped at once, running ones end
+ * with their hold (at most MAX_HOLD_MS), and every thread is waited for exactly once (kthread_stop on a held task
+ * reference), so nothing of this module runs after it returns.
+ */
+static void __exit HIL_FN hil_exit(void)
+{
+	unsigned int i, busy;
+	int s;
+
+	/* Waits for commands and reads in progress; no new one can start. */
+	debugfs_remove_recursive(hil.dir);
+	mutex_lock(&hil.ctl);
+	busy = in_flight_now();
+	if (busy)
+		pr_info("unloading with %u calls in flight: dropping those not started, waiting for the others\n", busy);
+	cancel_waiting();
+	for (i = 0; i < hil.nrec; i++)
+		reap(&hil.rec[i]);
+	for (s = 0; s < MAX_SESSIONS; s++)
+		if (hil.sess[s].used)
+			close_session(s, false);
+	if (hil.ctx)
+		tee_client_close_context(hil.ctx);
+	hil.ctx = NULL;
+	mutex_unlock(&hil.ctl);
+	pr_info("unloaded\n");
+}
+
+module_init(hil_init);
+module_exit(hil_exit);
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("HilHarness");
+MODULE_DESCRIPTION("Timed OP-TEE calls from kernel threads for call-queue tests");
+MODULE_VERSION("1");
