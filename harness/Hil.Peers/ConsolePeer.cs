@@ -111,7 +111,7 @@ public sealed class ConsolePeer : IAsyncDisposable
         for (var attempt = 0; ; attempt++)
         {
             if (Port == 0 || attempt > 0) Port = PeerProcess.FreePort();
-            _socat = PeerProcess.Start(["socat", "-R", SentDumpPath, $"TCP-LISTEN:{Port},bind=127.0.0.1,reuseaddr", shellSide], Path.Combine(Directory, "socat.log"));
+            _socat = PeerProcess.Start(["socat", "-R", SentDumpPath, $"TCP-LISTEN:{Port},bind=127.0.0.1,reuseaddr,nodelay", shellSide], Path.Combine(Directory, "socat.log"));
             try
             {
                 await WaitListeningAsync(Port, TimeSpan.FromSeconds(10), () => !_socat.HasExited).ConfigureAwait(false);

@@ -42,11 +42,13 @@ public sealed class PeerProcess : IDisposable
         if (_process.HasExited) return;
         try
         {
-            // The process group id is the pid (setsid); kill the group, then the process itself.
-            Process.Start("kill", ["-KILL", "--", "-" + _process.Id])?.WaitForExit(5000);
+            // The tree first (forked children such as sshd's per-connection processes), while the
+            // parent still links them; then the process group (setsid), for anything reparented.
             _process.Kill(entireProcessTree: true);
+            using var kill = Process.Start(new ProcessStartInfo("kill", ["-KILL", "--", "-" + _process.Id]) { RedirectStandardError = true });
+            kill?.WaitForExit(5000);
         }
-        catch (InvalidOperationException)
+        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
         {
         }
         _process.WaitForExit(5000);

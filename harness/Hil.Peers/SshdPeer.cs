@@ -91,6 +91,9 @@ public sealed class SshdPeer : IAsyncDisposable
             MaxStartups 100
             Subsystem sftp internal-sftp
             LogLevel VERBOSE
+            # HOME points into the peer's directory: the host user's shell start-up files (a root
+            # .bashrc running pyenv takes a second) must not be part of what tests and benchmarks measure.
+            SetEnv HOME={Directory}
 
             """);
     }

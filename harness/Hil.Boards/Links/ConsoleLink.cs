@@ -75,7 +75,8 @@ public sealed class ConsoleLink : IAsyncDisposable
     /// <summary>Starts the pump and waits until the device is open (up to the reconnect timeout).</summary>
     public async Task OpenAsync(CancellationToken ct)
     {
-        _pump ??= Task.Run(PumpAsync);
+        // A dedicated thread: tty reads block in poll(2) and complete synchronously.
+        _pump ??= Task.Factory.StartNew(PumpAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         await WaitConnectedAsync(Options.ReconnectTimeout, ct).ConfigureAwait(false);
     }
 
@@ -111,7 +112,7 @@ public sealed class ConsoleLink : IAsyncDisposable
                 {
                     await transport.WriteAsync(data[..n], ct).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException)
+                catch (Exception ex) when (ex is IOException or TimeoutException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException && !ct.IsCancellationRequested)
                 {
                     // Let the pump notice and reconnect; the caller decides whether to resend.
                     MarkLost(transport, ex.Message);

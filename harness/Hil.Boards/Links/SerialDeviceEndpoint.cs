@@ -2,7 +2,10 @@ using System.IO.Ports;
 
 namespace Hil.Boards.Links;
 
-/// <summary>A UART (USB adapter, on-board tty) or a pseudo-terminal, through System.IO.Ports.</summary>
+/// <summary>
+/// A UART (USB adapter, on-board tty) or a pseudo-terminal. System.IO.Ports opens and configures it
+/// (baud rate, 8N1, no handshake, raw); bytes then move through <see cref="PosixTty"/>.
+/// </summary>
 public sealed class SerialDeviceEndpoint(string path, int baud) : IConsoleEndpoint
 {
     public string Address => path;
@@ -12,45 +15,37 @@ public sealed class SerialDeviceEndpoint(string path, int baud) : IConsoleEndpoi
     {
         // System.IO.Ports reports a missing device as "access denied"; say what is really wrong.
         if (!File.Exists(path)) throw new IOException($"serial device {path} does not exist (unplugged or not powered?)");
-        var port = new SerialPort(path, baud)
-        {
-            // Without a write timeout a write to a vanished device blocks forever.
-            WriteTimeout = 5000,
-            Handshake = Handshake.None,
-        };
+        var port = new SerialPort(path, baud) { Handshake = Handshake.None, WriteTimeout = 5000 };
         port.Open();
-        return Task.FromResult<IConsoleTransport>(new Transport(port));
+        PosixTty tty;
+        try
+        {
+            tty = PosixTty.Open(path);
+        }
+        catch
+        {
+            port.Dispose();
+            throw;
+        }
+        return Task.FromResult<IConsoleTransport>(new Transport(port, tty));
     }
 
-    private sealed class Transport(SerialPort port) : IConsoleTransport
+    private sealed class Transport(SerialPort port, PosixTty tty) : IConsoleTransport
     {
-        private readonly Stream _stream = port.BaseStream;
-        private volatile bool _gone;
+        private static readonly TimeSpan WriteTimeout = TimeSpan.FromSeconds(5);
 
-        public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct)
-        {
-            try
-            {
-                // ReadTimeout does not apply to async reads; the caller's token bounds the wait.
-                return await _stream.ReadAsync(buffer, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is ObjectDisposedException or IOException or InvalidOperationException)
-            {
-                // A vanished device shows up as "port closed" while IsOpen stays true.
-                _gone = true;
-                throw new IOException($"serial device {port.PortName} is gone: {ex.Message}", ex);
-            }
-        }
+        // Reads complete synchronously on the pump's thread: no thread hop between the device and the log.
+        public ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct) => ValueTask.FromResult(tty.Read(buffer.Span, ct));
 
-        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
         {
-            if (_gone) throw new IOException($"serial device {port.PortName} is gone");
-            // The synchronous write honours WriteTimeout; run it off the caller's thread.
-            await Task.Run(() => _stream.Write(data.Span), ct).ConfigureAwait(false);
+            tty.Write(data.Span, WriteTimeout);
+            return ValueTask.CompletedTask;
         }
 
         public async ValueTask DisposeAsync()
         {
+            tty.Dispose();
             // Disposing a SerialPort whose device vanished can hang for a long time: never wait for it.
             var dispose = Task.Run(port.Dispose);
             await Task.WhenAny(dispose, Task.Delay(2000)).ConfigureAwait(false);

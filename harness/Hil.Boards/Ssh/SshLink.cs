@@ -84,6 +84,7 @@ public sealed partial class SshLink : IAsyncDisposable
         client.HostKeyReceived += (_, e) =>
         {
             var refusal = _policy.Check(_spec.Host, _spec.Port, e.HostKeyName, e.HostKey);
+            _log.Debug("host key {Type} {Fingerprint}: {Verdict}", e.HostKeyName, HostKeyFingerprint.Sha256(e.HostKey), refusal ?? "trusted");
             _hostKeyRefusal = refusal;
             e.CanTrust = refusal is null;
         };

@@ -12,6 +12,8 @@ public static class BenchCommands
     [
         new ExploreBenchmark(),
         new ConformanceBenchmark(),
+        new SshBenchmark(),
+        new ShellBenchmark(),
     ];
 
     public static Command Build()
