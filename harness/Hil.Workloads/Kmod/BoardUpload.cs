@@ -15,8 +15,14 @@ namespace Hil.Workloads;
 /// </summary>
 public static class BoardUpload
 {
-    /// <summary>Base64 characters per shell command: well below Linux's 128 KiB limit for one argument.</summary>
-    public const int ChunkChars = 60_000;
+    /// <summary>
+    /// Base64 characters per shell command. Dropbear drops the connection on a command longer than
+    /// its MAX_CMD_LEN (9000 bytes), well before Linux's 128 KiB argument limit.
+    /// </summary>
+    public const int ChunkChars = 6_000;
+
+    /// <summary>The longest command this sends (chunk, path and wrapper), kept below dropbear's limit.</summary>
+    public const int MaxCommandLength = 8_000;
 
     // Links found without SFTP: asked once per link, not once per file.
     private static readonly ConditionalWeakTable<SshLink, object> NoSftp = new();
@@ -39,7 +45,10 @@ public static class BoardUpload
                 await CheckedAsync(ssh, VerifyAndMove(tmp, remotePath, Sha256(content), mode), TimeSpan.FromSeconds(30), "verify " + remotePath, ct).ConfigureAwait(false);
                 return;
             }
-            catch (Exception ex) when (ex is HilException and not HostKeyRejectedException || ex is OperationCanceledException && !ct.IsCancellationRequested)
+            // SSH.NET reports a missing SFTP server in several ways (a closed channel, "the session is
+            // not open", a timeout), not all wrapped by SshLink: anything but a refused host key or the
+            // caller's own cancellation means "use the shell".
+            catch (Exception ex) when (ex is not HostKeyRejectedException && !ct.IsCancellationRequested)
             {
                 log.Information("upload: SFTP not usable on {Address} ({Error}); copying through the shell instead", ssh.Address, ex.Message);
                 NoSftp.AddOrUpdate(ssh, new object());
@@ -52,6 +61,7 @@ public static class BoardUpload
     /// <summary>The shell commands that write <paramref name="content"/> to <paramref name="remotePath"/> (every argument quoted).</summary>
     public static IReadOnlyList<string> ShellCommands(byte[] content, string remotePath, string mode)
     {
+        if (remotePath.Length > 512) throw new ArgumentException("remote path too long for a board command", nameof(remotePath));
         var tmp = remotePath + ".part";
         var b64 = Convert.ToBase64String(content);
         var commands = new List<string> { ShellQuote.Join("rm", "-f", tmp) + " && " + ShellQuote.Join("touch", tmp) };

@@ -84,7 +84,7 @@ public class KmodCommandTests
         var commands = BoardUpload.ShellCommands(content, "/tmp/hil/my file.ko", "644");
         var chunks = commands.Count(c => c.Contains("base64 -d >>", StringComparison.Ordinal));
         Assert.That(chunks, Is.EqualTo((int)Math.Ceiling(Convert.ToBase64String(content).Length / (double)BoardUpload.ChunkChars)));
-        Assert.That(commands.All(c => c.Length < 128 * 1024), "each command fits one argument of sh -c");
+        Assert.That(commands.All(c => c.Length < BoardUpload.MaxCommandLength), "each command fits dropbear's 9000-byte command limit");
         Assert.That(commands[^1], Does.Contain(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content))));
         Assert.That(commands[^1], Does.Contain("mv -f '/tmp/hil/my file.ko.part' '/tmp/hil/my file.ko'"));
         var rebuilt = string.Concat(commands.Where(c => c.StartsWith("printf %s ", StringComparison.Ordinal))
