@@ -37,25 +37,28 @@ public sealed record TracedRun(ProbePlan Plan, TraceCapture Capture, CqTraceHead
 /// header's policy and thread count come from the board file's facts (kernel_policy, optee_threads),
 /// which are what the suites judge the board by.
 /// </summary>
-public sealed class CallQueueTracing(Board board, ILogger logger)
+public sealed record CallQueueTracing(Board Board, ILogger Logger)
 {
     /// <summary>
     /// Where the optee.ko comes from. Default: the board file's facts.optee_module (a host path), else
     /// the file the board itself loaded, downloaded over SSH. QEMU boards use their image (see <see cref="ForQemu"/>).
     /// </summary>
     public Func<string, CancellationToken, Task<OpteeModuleFile>> ModuleSource { get; init; } = (work, ct) =>
-        board.Spec.Facts.TryGetValue("optee_module", out var path)
+        Board.Spec.Facts.TryGetValue("optee_module", out var path)
             ? Task.FromResult(OpteeModuleFile.FromHostFile(path))
-            : OpteeModuleFile.FromBoardAsync(board.Ssh, work, ct);
+            : OpteeModuleFile.FromBoardAsync(Board.Ssh, work, ct);
 
     public TraceOptions Options { get; init; } = new();
+
+    /// <summary>Record in a trace instance of our own when the kernel has them (false: the main buffer, settings restored after).</summary>
+    public bool UseInstance { get; init; } = true;
 
     public static CallQueueTracing ForQemu(QemuBoardSession session, ILogger logger) => new(session.Board, logger)
     {
         ModuleSource = (work, _) => Task.FromResult(OpteeModuleFile.FromQemuImage(session.Image, work)),
     };
 
-    public CallQueueTracer Tracer => new(new SshTraceShell(board.Ssh), logger);
+    public CallQueueTracer Tracer => new(new SshTraceShell(Board.Ssh), Logger);
 
     /// <summary>Facts, module, plan: everything short of arming (also what `hil trace --plan` prints).</summary>
     public async Task<ProbePlan> PlanAsync(string workDirectory, CancellationToken ct = default)
@@ -63,7 +66,7 @@ public sealed class CallQueueTracing(Board board, ILogger logger)
         var facts = await Tracer.ReadFactsAsync(ct).ConfigureAwait(false);
         var module = await ModuleSource(workDirectory, ct).ConfigureAwait(false);
         if (facts.OpteeBuildId is null || module.BuildId is null)
-            logger.Warning("optee module build IDs not both known (board {Board}, file {File}): cannot prove {Origin} is the loaded module",
+            Logger.Warning("optee module build IDs not both known (board {Board}, file {File}): cannot prove {Origin} is the loaded module",
                 facts.OpteeBuildId ?? "?", module.BuildId ?? "?", module.Origin);
         module.CheckMatches(facts);
         return ProbePlanner.Plan(facts, await module.DisassembleAsync(ct).ConfigureAwait(false));
@@ -74,17 +77,18 @@ public sealed class CallQueueTracing(Board board, ILogger logger)
     {
         Directory.CreateDirectory(outputDirectory);
         var plan = await PlanAsync(outputDirectory, ct).ConfigureAwait(false);
+        if (!UseInstance) plan = plan with { Facts = plan.Facts with { Instances = false } };
         var capture = await Tracer.TraceAsync(plan, workload, Options, ct).ConfigureAwait(false);
         var ftracePath = Path.Combine(outputDirectory, "ftrace.txt");
         await File.WriteAllTextAsync(ftracePath, capture.Text, ct).ConfigureAwait(false);
-        var header = HeaderFor(board, plan);
+        var header = HeaderFor(Board, plan);
         var tracePath = Path.Combine(outputDirectory, "cq-trace.jsonl");
         ConversionStats stats;
         await using (var output = File.Create(tracePath))
             stats = capture.Converter.Convert(new StringReader(capture.Text), header, output);
         var run = new TracedRun(plan, capture, header, stats, tracePath, ftracePath);
-        logger.Information("call-queue trace {Path}: {Stats}", tracePath, stats);
-        if (!run.Complete) logger.Warning("call-queue trace {Path} is INCOMPLETE: {Loss}", tracePath, run.LossSummary);
+        Logger.Information("call-queue trace {Path}: {Stats}", tracePath, stats);
+        if (!run.Complete) Logger.Warning("call-queue trace {Path} is INCOMPLETE: {Loss}", tracePath, run.LossSummary);
         return run;
     }
 

@@ -162,6 +162,23 @@ public class TracingConverterTests
     }
 
     [Test]
+    public void InASharedBufferOnlyTheSessionCountsAndAMissingStartIsLoss()
+    {
+        var history = string.Join('\n',
+            "# entries-in-buffer/entries-written: 3/10   #P:2",
+            "##### CPU 0 buffer started ####",
+            "            sh-1     [000] .....    1.100000: tracing_mark_write: hil-trace begin abc",
+            "  xtest-1  [000] .....  1.200000: optee_invoke_fn_end: param=00 ret (0, 0, 0, 0)");
+        var shared = CqTraceConverter.For(Plan(Kernel612), "abc", sharedBuffer: true);
+        var (_, stats) = shared.ConvertText(history, Header(Kernel612));
+        Assert.That((stats.Lossy, stats.Events), Is.EqualTo((false, 1L)), "another user's overwrites before the session are not ours");
+
+        var (json, cut) = shared.ConvertText(history.Replace("hil-trace begin abc", "something else"), Header(Kernel612));
+        Assert.That((cut.Lossy, cut.SessionStartMissing, cut.Events), Is.EqualTo((true, true, 0L)));
+        Assert.That(json, Does.Contain("\"start_missing\":true"));
+    }
+
+    [Test]
     public void ATraceThatLostEventsIsNotJudged()
     {
         var plan = Plan(Kernel612);

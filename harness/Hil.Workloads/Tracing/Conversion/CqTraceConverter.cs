@@ -28,9 +28,12 @@ public sealed class ConversionStats
     /// <summary>Lines before the session's begin marker or after its end marker.</summary>
     public long OutsideSession;
     public decimal? First, Last;
+    public bool SessionStartSeen;
+    /// <summary>The session's begin marker is not in the text: its start was overwritten or never written.</summary>
+    public bool SessionStartMissing;
 
     public long Count(TraceKind k) => ByKind.GetValueOrDefault(k);
-    public bool Lossy => LostEvents > 0 || OverwrittenCpus.Count > 0;
+    public bool Lossy => LostEvents > 0 || OverwrittenCpus.Count > 0 || SessionStartMissing;
 
     public override string ToString() =>
         $"{Events:N0} events ({string.Join(", ", ByKind.OrderBy(k => k.Key).Select(k => $"{TraceReader.Name(k.Key)} {k.Value:N0}"))}); " +
@@ -44,7 +47,9 @@ public sealed class ConversionStats
 /// computations are the ones the format defines: a wake-up target's waiter from its completion
 /// address, the SMC kind from the function ID and the result from a0 (OP-TEE's SMC ABI).
 /// </summary>
-public sealed class CqTraceConverter(IReadOnlyDictionary<string, EventMapping> events, string? sessionMarker = null)
+/// <param name="sharedBuffer">The text comes from the main buffer, shared with whoever traced before: its entry counts and
+/// overwrite notices describe that history, so only what is inside the session's markers counts.</param>
+public sealed class CqTraceConverter(IReadOnlyDictionary<string, EventMapping> events, string? sessionMarker = null, bool sharedBuffer = false)
 {
     public const string Format = "hil-cq-trace/1";
     public const string MarkerEvent = "tracing_mark_write";
@@ -58,11 +63,11 @@ public sealed class CqTraceConverter(IReadOnlyDictionary<string, EventMapping> e
     private const ulong RpcPrefixMask = 0xFFFF_0000, RpcPrefix = 0xFFFF_0000, UnknownFunction = 0xFFFF_FFFF;
 
     /// <summary>The converter for a session that armed <paramref name="plan"/> (event names carry the session token).</summary>
-    public static CqTraceConverter For(ProbePlan plan, string sessionToken) => new(
+    public static CqTraceConverter For(ProbePlan plan, string sessionToken, bool sharedBuffer = false) => new(
         plan.Probes.Select(p => KeyValuePair.Create(p.EventName(sessionToken), new EventMapping(p.Kind, p.WaiterFromCompletion)))
             .Concat(plan.Tracepoints.Select(t => KeyValuePair.Create(t.PrintedName, new EventMapping(t.Kind))))
             .ToDictionary(),
-        sessionToken);
+        sessionToken, sharedBuffer);
 
     /// <summary>Printed event name → trace-format event.</summary>
     public IReadOnlyDictionary<string, EventMapping> Events => events;
@@ -88,15 +93,15 @@ public sealed class CqTraceConverter(IReadOnlyDictionary<string, EventMapping> e
                 switch (FtraceLine.Read(n, text))
                 {
                     case FtraceItem.Lost l: stats.LostEvents += l.Count; break;
-                    case FtraceItem.CpuBufferStarted c: stats.OverwrittenCpus.Add(c.Cpu); break;
-                    case FtraceItem.Entries e: stats.LostEvents += Math.Max(0, e.Written - e.InBuffer); break;
+                    case FtraceItem.CpuBufferStarted c when !sharedBuffer: stats.OverwrittenCpus.Add(c.Cpu); break;
+                    case FtraceItem.Entries e when !sharedBuffer: stats.LostEvents += Math.Max(0, e.Written - e.InBuffer); break;
                     case FtraceItem.Event ev:
                     {
                         var line = ev.Line;
                         if (line.Event == MarkerEvent && sessionMarker is not null)
                         {
                             var t = line.Body.Trim();
-                            if (t == BeginMarker) { inSession = true; continue; }
+                            if (t == BeginMarker) { inSession = true; stats.SessionStartSeen = true; continue; }
                             if (t == EndMarker) { inSession = false; continue; }
                         }
                         if (!inSession) { stats.OutsideSession++; continue; }
@@ -111,6 +116,8 @@ public sealed class CqTraceConverter(IReadOnlyDictionary<string, EventMapping> e
                 }
             }
         }
+        // The session's first line is its begin marker: without it the start of the trace was overwritten.
+        if (sessionMarker is not null && !stats.SessionStartSeen) stats.SessionStartMissing = true;
         WriteHeader(output, header, stats);
         body.Position = 0;
         body.CopyTo(output);
@@ -142,6 +149,7 @@ public sealed class CqTraceConverter(IReadOnlyDictionary<string, EventMapping> e
             w.WriteString("kernel", h.Kernel);
             w.WriteString("clock", "mono");
             w.WriteNumber("lost_events", stats.LostEvents);
+            if (stats.SessionStartMissing) w.WriteBoolean("start_missing", true);
             if (stats.OverwrittenCpus.Count > 0)
             {
                 w.WriteStartArray("overwritten_cpus");

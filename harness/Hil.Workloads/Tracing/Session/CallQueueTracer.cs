@@ -30,6 +30,7 @@ public sealed record ArmedProbe(PlannedProbe Probe, string EventName, string Lin
 public sealed record BufferLoss(long Overrun, long Dropped, long ProbeMisses)
 {
     public long Total => Overrun + Dropped + ProbeMisses;
+    public BufferLoss Minus(BufferLoss before) => new(Overrun - before.Overrun, Dropped - before.Dropped, ProbeMisses - before.ProbeMisses);
     public override string ToString() => $"overrun {Overrun}, dropped {Dropped}, kprobe misses {ProbeMisses}";
 }
 
@@ -52,7 +53,7 @@ public sealed record TraceCapture(
     TimeSpan WorkloadTime,
     string SessionToken)
 {
-    public CqTraceConverter Converter => CqTraceConverter.For(Plan, SessionToken);
+    public CqTraceConverter Converter => CqTraceConverter.For(Plan, SessionToken, sharedBuffer: Instance is null);
 }
 
 /// <summary>What the workload gets while the trace runs.</summary>
@@ -118,6 +119,8 @@ public sealed class CallQueueTracer(ITraceShell shell, ILogger logger)
                     saved.Add((f, await CurrentSettingAsync($"{dir}/{f}", options, ct).ConfigureAwait(false)));
             }
             await MustAsync($"echo 0 > {Q(dir + "/tracing_on")} && echo mono > {Q(dir + "/trace_clock")} && echo {options.BufferSizeKb} > {Q(dir + "/buffer_size_kb")}", options, ct).ConfigureAwait(false);
+            // A shared buffer's counters carry its history: only what changes during the session is ours.
+            var lossBefore = instance is null ? await LossAsync(t, dir, armed, options, ct).ConfigureAwait(false) : new BufferLoss(0, 0, 0);
             foreach (var ev in new[] { $"events/{group}" }.Concat(plan.Tracepoints.Select(tp => $"events/{tp.Event}")))
             {
                 var file = $"{dir}/{ev}/enable";
@@ -135,7 +138,7 @@ public sealed class CallQueueTracer(ITraceShell shell, ILogger logger)
             await run.MarkAsync($"hil-trace end {token}", ct).ConfigureAwait(false);
             await MustAsync($"echo 0 > {Q(dir + "/tracing_on")}", options, ct).ConfigureAwait(false);
             text = (await MustAsync($"cat {Q(dir + "/trace")}", options with { CommandTimeout = options.ReadTimeout }, ct).ConfigureAwait(false)).Stdout;
-            loss = await LossAsync(t, dir, armed, options, ct).ConfigureAwait(false);
+            loss = (await LossAsync(t, dir, armed, options, ct).ConfigureAwait(false)).Minus(lossBefore);
         }
         catch (Exception ex)
         {
