@@ -69,7 +69,10 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
             Logger.Warning("optee module build IDs not both known (board {Board}, file {File}): cannot prove {Origin} is the loaded module",
                 facts.OpteeBuildId ?? "?", module.BuildId ?? "?", module.Origin);
         module.CheckMatches(facts);
-        return ProbePlanner.Plan(facts, await module.DisassembleAsync(ct).ConfigureAwait(false));
+        var plan = ProbePlanner.Plan(facts, await module.DisassembleAsync(ct).ConfigureAwait(false));
+        foreach (var line in plan.Code.Describe().Concat(plan.Notes))
+            Logger.Information("probe plan for {Kernel} ({Origin}): {Line}", facts.Release, module.Origin, line);
+        return plan;
     }
 
     /// <summary>Traces <paramref name="workload"/> and writes cq-trace.jsonl and ftrace.txt into <paramref name="outputDirectory"/>.</summary>
