@@ -7,4 +7,5 @@ var root = new RootCommand("hil — hardware-in-the-loop harness for Linux + OP-
 root.Subcommands.Add(ModelCommands.Build());
 root.Subcommands.Add(BenchCommands.Build());
 foreach (var c in QemuCommands.Build()) root.Subcommands.Add(c);
+root.Subcommands.Add(RunCommands.Build());
 return CliRunner.Run(root, args);

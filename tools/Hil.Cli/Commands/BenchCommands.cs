@@ -14,6 +14,7 @@ public static class BenchCommands
         new ConformanceBenchmark(),
         new SshBenchmark(),
         new ShellBenchmark(),
+        new BootBenchmark(),
     ];
 
     public static Command Build()

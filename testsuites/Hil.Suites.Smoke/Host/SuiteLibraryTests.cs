@@ -1,0 +1,133 @@
+using Hil.Boards.BoardFiles;
+using Hil.Boards.Failures;
+using Hil.Suites.Common;
+
+namespace Hil.Suites.Smoke.Host;
+
+/// <summary>
+/// The suite library's decisions that need no board: which boards HIL_BOARDS selects (and how a
+/// mistake is reported), the facts a board file must state, how failures are classified and
+/// labelled. Category "host": <c>hil run</c> leaves them out of its per-board table; run-tests runs them.
+/// </summary>
+[TestFixture, Category("host")]
+public sealed class SuiteLibraryTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void MakeDir() => _dir = Directory.CreateTempSubdirectory("hil-suite-lib-").FullName;
+
+    [TearDown]
+    public void RemoveDir() => Directory.Delete(_dir, recursive: true);
+
+    private static string Boards => RepoLayout.BoardsDirectory ?? throw new InvalidOperationException("tests run inside the checkout");
+
+    [Test]
+    public void UnsetSelectsBothKernelsOfTheQemuBoard()
+    {
+        var targets = BoardSelection.Parse(null, Boards, _dir);
+        Assert.That(targets.Select(t => t.Name), Is.EqualTo(new[] { "qemu-optee", "qemu-optee-6.1" }));
+        Assert.That(targets.All(t => t.IsValid && File.Exists(t.BoardFile)), Is.True);
+    }
+
+    [Test]
+    public void NamesAndPathsMix()
+    {
+        var targets = BoardSelection.Parse($" qemu-optee-6.1 , {Path.Combine(Boards, "qemu-optee.yaml")}", Boards, _dir);
+        Assert.That(targets.Select(t => (t.Name, t.IsValid)), Is.EqualTo(new[] { ("qemu-optee-6.1", true), ("qemu-optee", true) }));
+    }
+
+    [Test]
+    public void AnUnknownNameFailsItsFixtureWithTheKnownBoards()
+    {
+        var t = BoardSelection.Parse("qemu-optee,nosuch", Boards, _dir)[1];
+        Assert.That(t.IsValid, Is.False);
+        Assert.That(t.SelectionError, Does.Contain("HIL_BOARDS item 2 'nosuch'").And.Contain("known boards: qemu-optee, qemu-optee-6.1"));
+    }
+
+    [Test]
+    public void EmptyItemsAndDuplicatesAreMistakes()
+    {
+        var targets = BoardSelection.Parse("qemu-optee,,qemu-optee", Boards, _dir);
+        Assert.That(targets[1].SelectionError, Does.Contain("item 2: empty board name"));
+        Assert.That(targets[2].SelectionError, Does.Contain("selected twice"));
+        Assert.That(targets.Select(t => t.Name).Distinct().Count(), Is.EqualTo(3), "fixture names stay unique");
+    }
+
+    [Test]
+    public void AMissingBoardFilePathIsNamed()
+    {
+        var t = BoardSelection.Parse("lab/none.yaml", Boards, _dir).Single();
+        Assert.That(t.SelectionError, Does.Contain($"board file {Path.Combine(_dir, "lab/none.yaml")} does not exist"));
+    }
+
+    [Test]
+    public void ABoardFileWithoutSuiteFactsIsRefusedWithFileLineAndField()
+    {
+        var file = Path.Combine(_dir, "lab-board.yaml");
+        File.WriteAllText(file, """
+            name: lab-board
+            console:
+              device: /dev/ttyUSB0
+            facts:
+              soc: imx8mp
+              kernel_policy: v10
+            """);
+        var t = BoardSelection.Parse(file, Boards, _dir).Single();
+        Assert.That(t.SelectionError, Does.Contain($"{file}:6:").And.Contain("facts.kernel_policy: 'v10' is not a policy suites know"));
+        Assert.That(t.SelectionError, Does.Contain($"{file}:4:").And.Contain("facts.optee_threads: missing"));
+    }
+
+    [Test]
+    public void TheQemuBoardFilesStateTheirFacts()
+    {
+        QemuBoardsRegistration.Ensure();
+        var mainline = SuiteFacts.FromBoardFile(BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee.yaml")));
+        var legacy = SuiteFacts.FromBoardFile(BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee-6.1.yaml")));
+        Assert.That(mainline, Is.EqualTo(new SuiteFacts("mainline", 2)));
+        Assert.That(legacy, Is.EqualTo(new SuiteFacts("legacy", 2)));
+    }
+
+    [TestCase(FailureClass.Infrastructure, "[infrastructure] ")]
+    [TestCase(FailureClass.Product, "[product] ")]
+    [TestCase(FailureClass.Test, "[test] ")]
+    public void EveryFailureMessageStartsWithItsClass(FailureClass c, string prefix)
+    {
+        var text = FailureText.Format(new Failure(c, "it broke", ["line 1", "line 2"], c == FailureClass.Infrastructure));
+        Assert.That(text, Does.StartWith(prefix + "it broke\nevidence:\n  line 1\n  line 2"));
+        Assert.That(FailureText.ClassOf(text), Is.EqualTo(c));
+        Assert.That(FailureText.ClassOf("OneTimeSetUp: " + text), Is.EqualTo(c));
+        Assert.That(FailureText.ClassOf("Expected: 2 But was: 1"), Is.Null);
+    }
+
+    [Test]
+    public void ClassificationOfWhatABodyThrows()
+    {
+        var budget = TimeSpan.FromSeconds(5);
+        var assertion = new AssertionException("Expected: 2 But was: 1");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(BoardTestRunner.Classify(assertion, null, false, budget).Class, Is.EqualTo(FailureClass.Product), "a failed assertion: the board did not do what is expected");
+            Assert.That(BoardTestRunner.Classify(new OperationCanceledException(), null, true, budget).Class, Is.EqualTo(FailureClass.Product), "a spent budget: a hang");
+            Assert.That(BoardTestRunner.Classify(new LinkLostException("gone"), null, false, budget), Is.EqualTo(new Failure(FailureClass.Infrastructure, "gone", [], true)));
+            Assert.That(BoardTestRunner.Classify(new IOException("reset"), null, false, budget).Retryable, Is.True);
+            Assert.That(BoardTestRunner.Classify(new ProductFailureException("panic"), null, false, budget).Retryable, Is.False);
+            Assert.That(BoardTestRunner.Classify(new NullReferenceException(), null, false, budget).Class, Is.EqualTo(FailureClass.Test), "a harness bug");
+            Assert.That(BoardTestRunner.Classify(new HostKeyRejectedException("changed"), null, false, budget).Retryable, Is.False, "a changed host key stays changed");
+        }
+    }
+
+    [Test]
+    public void ResultsNamesAreSafe()
+    {
+        Assert.That(SuiteResults.Kebab("SystemThreads"), Is.EqualTo("system-threads"));
+        Assert.That(SuiteResults.Kebab("Smoke"), Is.EqualTo("smoke"));
+        Assert.That(SuiteResults.SafeName("Case(\"a b\", 2)"), Is.EqualTo("Case_a_b_2"));
+    }
+}
+
+/// <summary>Board files naming the qemu power driver load only once it is registered.</summary>
+internal static class QemuBoardsRegistration
+{
+    public static void Ensure() => Hil.Qemu.Board.QemuBoards.Register();
+}

@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using Hil.Boards.Failures;
+using Hil.Boards.Shell;
+using Hil.Boards.Ssh;
+using Hil.Suites.Common;
+using Hil.Workloads.Xtest;
+
+namespace Hil.Suites.Smoke;
+
+/// <summary>
+/// Is the board fit for the system-thread suite? Per board: a shell over serial and over SSH
+/// (host key pinned), the TEE device, tee-supplicant, xtest 1001 + 4001, the OP-TEE thread count
+/// against the board's facts, consoles free of panics/Oopses/OP-TEE aborts; and the harness's own
+/// promise that a board lost mid-test is an infrastructure failure followed by a fresh board.
+/// </summary>
+[TestFixtureSource(typeof(BoardSelection), nameof(BoardSelection.Fixtures))]
+// Tests run in this order (each after the previous one, whatever its result): the console check
+// comes last so that it covers the whole suite, the fault injection after the ordinary tests.
+[NonParallelizable]
+public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
+{
+    private static readonly TimeSpan Short = TimeSpan.FromSeconds(20);
+    private const string BootIdFile = "/proc/sys/kernel/random/boot_id";
+
+    [Test]
+    public Task LoginOverSerial_ConsoleShellIsRoot() => OnBoardAsync(async t =>
+    {
+        var r = await t.Board.Shell.RunAsync($"id -u; cat {BootIdFile}; echo $$", Short, t.Token);
+        Assert.That(r.ExitCode, Is.Zero, r.Output);
+        var lines = Lines(r.Output);
+        Assert.That(lines, Has.Count.EqualTo(3), r.Output);
+        Assert.That(lines[0], Is.EqualTo("0"), "the console shell runs as root");
+        Assert.That(lines[1], Does.Match("^[0-9a-f-]{36}$"), "boot id");
+        t.Note($"console shell on {t.Board.Console.Address}: uid 0, shell pid {lines[2]}, boot {lines[1]}; {t.Board.Shell.Stats}");
+    });
+
+    [Test, DependsOnTest(nameof(LoginOverSerial_ConsoleShellIsRoot), AllowFailure = true)]
+    public Task LoginOverSsh_HostKeyPinned_SameBoardAsTheConsole() => OnBoardAsync(async t =>
+    {
+        var ssh = t.Board.Spec.Ssh ?? throw new TestErrorException($"{Target.BoardFile}: no ssh section: the smoke suite logs in over SSH");
+        Assert.That(ssh.HostKeys.Count > 0 || (ssh.KnownHosts is not null && !ssh.AcceptNewHostKey), Is.True,
+            $"{Target.BoardFile}: ssh host key must be pinned (ssh.host_key, or known_hosts without accept_new_host_key)");
+        var console = await t.Board.Shell.RunCheckedAsync($"cat {BootIdFile}", Short, t.Token);
+        var r = await t.Board.Ssh.RunAsync($"id -u; cat {BootIdFile}", Short, t.Token);
+        Assert.That(r.ExitStatus, Is.Zero, r.Stderr);
+        var lines = Lines(r.Stdout);
+        Assert.That(lines, Has.Count.EqualTo(2), r.Stdout);
+        Assert.That(lines[0], Is.EqualTo("0"), "SSH login as root");
+        Assert.That(lines[1], Is.EqualTo(console.Output.Trim()), "SSH reaches the board whose console we drive (same boot id)");
+
+        // Pinning is real: the same board under a different pinned key must be refused.
+        var wrongPin = "SHA256:" + Convert.ToBase64String(new byte[32]).TrimEnd('=');
+        await using var impostorCheck = new SshLink(ssh with { HostKeys = [wrongPin], KnownHosts = null, AcceptNewHostKey = false }, Boards.Log);
+        var refused = await Assert.ThrowsAsync<HostKeyRejectedException>(() => impostorCheck.ConnectAsync(Short, t.Token));
+        t.Note($"ssh {t.Board.Ssh.Address}: uid 0, same boot id as the console; a wrong pinned key is refused: {refused!.Message}");
+    });
+
+    [Test, DependsOnTest(nameof(LoginOverSsh_HostKeyPinned_SameBoardAsTheConsole), AllowFailure = true)]
+    public Task TeeDevice_DevTee0IsPresent() => OnBoardAsync(async t =>
+    {
+        var r = await t.Board.Shell.RunAsync("test -c /dev/tee0 && test -c /dev/teepriv0 && ls -l /dev/tee0 /dev/teepriv0", Short, t.Token);
+        Assert.That(r.ExitCode, Is.Zero, $"/dev/tee0 or /dev/teepriv0 missing:\n{r.Output}");
+        t.Note(r.Output.Trim());
+    });
+
+    [Test, DependsOnTest(nameof(TeeDevice_DevTee0IsPresent), AllowFailure = true)]
+    public Task TeeSupplicant_IsRunning() => OnBoardAsync(async t =>
+    {
+        var r = await t.Board.Shell.RunAsync("pidof tee-supplicant", Short, t.Token);
+        Assert.That(r.ExitCode, Is.Zero, "tee-supplicant is not running");
+        Assert.That(r.Output.Trim(), Does.Match(@"^\d+( \d+)*$"), r.Output);
+        t.Note($"tee-supplicant pid {r.Output.Trim()}");
+    });
+
+    [Test, DependsOnTest(nameof(TeeSupplicant_IsRunning), AllowFailure = true)]
+    public Task Xtest_Regression1001And4001_Pass() => OnBoardAsync(async t =>
+    {
+        // xtest -t regression 1001 4001 through Hil.Workloads' runner (over SSH, `timeout` around it) and its parser.
+        var options = new XtestOptions { Cases = ["1001", "4001"], Timeout = TimeSpan.FromMinutes(3), Timestamps = false };
+        var run = await new XtestRunner(t.Board.Ssh, Boards.Log).RunAsync(options, t.Token);
+        t.Attach("xtest.log", $"$ {XtestRunner.CommandLine(options)}\n{run.Output}", "xtest output");
+        var report = run.Report;
+        var evidence = report.Cases.SelectMany(c => c.FailureLines).Concat(report.Results.Where(r => r.Outcome != XtestOutcome.Passed).Select(r => $"{r.Name}: {r.FirstError}")).ToList();
+        if (run.TimedOut) throw new ProductFailureException($"xtest {run.Command} did not finish within {options.Timeout.TotalMinutes:0} min", evidence);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(run.ExitCode, Is.Zero, $"xtest {run.Command} exit status");
+            Assert.That(report.Completed, Is.True, "xtest printed its closing line");
+            Assert.That(report.Cases.Select(c => (c.Name, c.Outcome)), Is.EquivalentTo(new[] { ("regression_1001", XtestOutcome.Passed), ("regression_4001", XtestOutcome.Passed) }),
+                string.Join("\n", evidence));
+            Assert.That(report.Summary, Is.Not.Null.And.Property(nameof(XtestSummary.CasesFailed)).Zero.And.Property(nameof(XtestSummary.SubtestsFailed)).Zero);
+            Assert.That(run.Passed, Is.True);
+        }
+        var s = report.Summary!;
+        t.Note($"xtest {run.Command}: {s.Cases} cases of which {s.CasesFailed} failed, {s.Subtests} subtests of which {s.SubtestsFailed} failed, in {run.Duration.TotalSeconds:0.0} s");
+    });
+
+    [Test, DependsOnTest(nameof(Xtest_Regression1001And4001_Pass), AllowFailure = true)]
+    public Task OpteeThreadCount_MatchesTheBoardFacts() => OnBoardAsync(async t =>
+    {
+        var f = t.Facts;
+        t.Note(f.ThreadsNote);
+        if (f.ThreadsReadError is { } error) throw new ProductFailureException(error);
+        if (f.ThreadsMismatch) throw new ProductFailureException(f.ThreadsNote, [$"board file {f.BoardFile}: facts.optee_threads {f.ExpectedThreads}", $"board record: {f.ThreadsRaw}"]);
+        if (f.ThreadsObservableExpected && !f.ThreadsObservable)
+            throw new ProductFailureException($"kernel {f.KernelRelease} has the {f.KernelPolicy} policy, which counts OP-TEE threads, but the count was not recorded ({f.ThreadsRaw})");
+        if (!f.ThreadsObservable && t.Qemu is not null)
+        {
+            // Not observable must mean "this driver does not count": optee_cq_init only exists where it does.
+            var sym = await t.Board.Shell.RunAsync("grep -c ' optee_cq_init' /proc/kallsyms", Short, t.Token);
+            Assert.That(sym.Output.Trim(), Is.EqualTo("0"),
+                $"kernel {f.KernelRelease} has optee_cq_init (it counts threads), yet the count was not recorded");
+        }
+        Assert.That(f.Threads, Is.EqualTo(f.ExpectedThreads));
+    });
+
+    /// <summary>
+    /// Fault injection beside the real path: QEMU is killed (SIGKILL) while a command runs on the
+    /// board. The pipeline every test uses must classify that as infrastructure at once (not after
+    /// a timeout), and the test after it must get a freshly booted board, not the dead one.
+    /// </summary>
+    [Test, DependsOnTest(nameof(OpteeThreadCount_MatchesTheBoardFacts), AllowFailure = true)]
+    public async Task FaultInjection_QemuKilledMidTest_IsInfrastructure_AndTheNextTestGetsAFreshlyBootedBoard()
+    {
+        var victim = new VictimFacts();
+        var killedAt = new Stopwatch();
+        var outcome = await RunOnBoardAsync("qemu-killed-mid-test",
+            t => KillMidCommandAsync(t, victim, killedAt), new BoardTestOptions { InfrastructureRetries = 0 });
+        var detection = killedAt.Elapsed;
+
+        Expect(!outcome.Passed, "the test whose board was killed passed");
+        var failure = outcome.Failure!;
+        Expect(failure.Class == FailureClass.Infrastructure, $"killing the board mid-test was classified {FailureText.Tag(failure.Class)}: {outcome.Message}");
+        Expect(outcome.Message!.StartsWith("[infrastructure] ", StringComparison.Ordinal), $"message without its class: {outcome.Message}");
+        Expect(outcome.Attempts.Count == 1, "retries were off, yet it ran again");
+        Expect(detection < TimeSpan.FromSeconds(10), $"detected {detection.TotalSeconds:0.0} s after the kill (should be at once)");
+        TestContext.Out.WriteLine($"[{Target.Name}] killed QEMU pid {victim.Pid} (session {victim.Session}) mid-command; failed {detection.TotalSeconds:0.00} s later with: {outcome.Message}");
+
+        var next = await RunOnBoardAsync("next-test-after-the-kill", t => FreshBoardAsync(t, victim));
+        if (!next.Passed) Assert.Fail(next.Message ?? "[test] the next test failed without a message");
+        TestContext.Out.WriteLine($"[{Target.Name}] the next test ran on session {Boards.Current?.Session} ({Boards.Current?.BootReason})");
+    }
+
+    /// <summary>
+    /// Only infrastructure failures are retried, once, on a fresh board: a killed board is retried and
+    /// the retry passes; a product failure and a failed assertion run once and keep the session.
+    /// </summary>
+    [Test, DependsOnTest(nameof(FaultInjection_QemuKilledMidTest_IsInfrastructure_AndTheNextTestGetsAFreshlyBootedBoard), AllowFailure = true)]
+    public async Task FaultInjection_OnlyInfrastructureFailuresAreRetried_OnceOnAFreshBoard()
+    {
+        var victim = new VictimFacts();
+        var retried = await RunOnBoardAsync("killed-then-retried", async t =>
+        {
+            if (t.Attempt == 1) await KillMidCommandAsync(t, victim, new Stopwatch());
+            else await FreshBoardAsync(t, victim);
+        });
+        Expect(retried.Passed, $"the retry on a fresh board failed: {retried.Message}");
+        Expect(retried.Attempts.Count == 2, $"expected exactly one retry, got {retried.Attempts.Count} attempts");
+        Expect(retried.Attempts[0].Failure?.Class == FailureClass.Infrastructure, "the first attempt was not an infrastructure failure");
+        Expect(retried.Attempts[1].Session > retried.Attempts[0].Session, "the retry ran on the same session");
+
+        var session = Boards.Current?.Session;
+        var product = await RunOnBoardAsync("product-failure",
+            _ => throw new ProductFailureException("injected product failure"));
+        Expect(product.Failure?.Class == FailureClass.Product && product.Attempts.Count == 1, $"a product failure was retried or misclassified: {product.Message}");
+        Expect(product.Message!.StartsWith("[product] ", StringComparison.Ordinal), $"message without its class: {product.Message}");
+
+        var assertion = await RunOnBoardAsync("failed-assertion", async t =>
+        {
+            var r = await t.Board.Shell.RunAsync("echo 1", Short, t.Token);
+            Assert.That(r.Output.Trim(), Is.EqualTo("2"), "injected assertion failure");
+        });
+        Expect(assertion.Failure?.Class == FailureClass.Product && assertion.Attempts.Count == 1, $"a failed assertion was retried or misclassified: {assertion.Message}");
+        Expect(Boards.Current?.Session == session, "a product failure cost a fresh boot; only infrastructure failures may");
+        TestContext.Out.WriteLine($"[{Target.Name}] retried once after: [infrastructure] {retried.Attempts[0].Failure!.Message}; not retried: {product.Message}; {assertion.Message!.Split('\n')[0]}");
+    }
+
+    [Test, DependsOnTest(nameof(FaultInjection_OnlyInfrastructureFailuresAreRetried_OnceOnAFreshBoard), AllowFailure = true)]
+    public Task Consoles_ShowNoPanicOopsOrOpteeAbort_DuringTheSuite() => OnBoardAsync(t =>
+    {
+        var events = Boards.ConsoleEvents;
+        var sessions = Boards.Sessions;
+        t.Note($"{sessions.Count} session(s) this suite; console events: {events.Count}");
+        if (events.Count > 0)
+            throw new ProductFailureException($"the consoles showed {events.Count} event(s) during the suite; first: {events[0]}",
+                events.SelectMany(e => e.Context.Append($"=> {e}")).ToList());
+        return Task.CompletedTask;
+    });
+
+    /// <summary>What the killed session was, so the next test can prove it runs on another one.</summary>
+    private sealed class VictimFacts
+    {
+        public int Session;
+        public int Pid;
+        public string BootId = "";
+    }
+
+    private static async Task KillMidCommandAsync(BoardTestContext t, VictimFacts victim, Stopwatch killedAt)
+    {
+        if (t.Qemu is null && !t.Board.Power.CanSwitch)
+            throw new TestErrorException($"board {t.Live.Target.Name}: fault injection needs a QEMU board or switchable power ({t.Live.Target.BoardFile})");
+        victim.Session = t.Live.Session;
+        victim.Pid = t.Qemu?.Power.Instance?.ProcessId ?? 0;
+        victim.BootId = (await t.Board.Shell.RunCheckedAsync($"cat {BootIdFile}", Short, t.Token)).Output.Trim();
+        var running = t.Board.Shell.RunAsync("sleep 120", TimeSpan.FromSeconds(150), t.Token);
+        await Task.Delay(TimeSpan.FromSeconds(1), t.Token);
+        Expect(!running.IsCompleted, "sleep 120 ended early");
+        killedAt.Start();
+        await t.Live.CutPowerAsync();
+        await running;
+        throw new TestErrorException("sleep 120 completed although the board was killed");
+    }
+
+    private static async Task FreshBoardAsync(BoardTestContext t, VictimFacts victim)
+    {
+        var r = await t.Board.Shell.RunCheckedAsync($"cat {BootIdFile}; cut -d. -f1 /proc/uptime", Short, t.Token);
+        var lines = Lines(r.Output);
+        var pid = t.Qemu?.Power.Instance?.ProcessId ?? 0;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(t.Live.Session, Is.GreaterThan(victim.Session), "a new session");
+            Assert.That(lines[0], Is.Not.EqualTo(victim.BootId), "a new boot (boot id)");
+            Assert.That(int.Parse(lines[1]), Is.LessThan(300), "freshly booted (uptime in seconds)");
+            if (t.Qemu is not null) Assert.That(pid, Is.Not.EqualTo(victim.Pid), "a new QEMU process");
+        }
+        var ssh = await t.Board.Ssh.RunAsync($"cat {BootIdFile}", Short, t.Token);
+        Assert.That(ssh.Stdout.Trim(), Is.EqualTo(lines[0]), "SSH reaches the fresh board");
+        t.Note($"fresh board: session {t.Live.Session} ({t.Live.BootReason}), QEMU pid {pid}, uptime {lines[1]} s, booted in {t.Live.BootDuration.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>A harness expectation of the fault-injection tests: when it fails the harness is wrong, a test error.</summary>
+    private static void Expect(bool condition, string message)
+    {
+        if (!condition) Assert.Fail($"[test] {message}");
+    }
+
+    private static List<string> Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()).ToList();
+}

@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Hil.Boards.Boot;
+using Hil.Qemu.Board;
+using Hil.Qemu.Launch;
+using Hil.Qemu.Provisioning;
+using Serilog;
+
+namespace Hil.Cli.Bench;
+
+/// <summary>
+/// `hil bench boot`: QEMU start → shell prompt on the QEMU OP-TEE board (qemu-optee), through the
+/// harness (QemuBoards + Board.BootAsync: power on, firmware, U-Boot interrupted and the two load
+/// addresses set, kernel, login and console-shell setup) against a minimal `expect` script driving
+/// the same QEMU command line (same image, same chardev socket): interrupt U-Boot, setenv the two
+/// addresses, boot, wait for the prompt. Repetitions alternate between the two; medians compared.
+/// Both sides report when they saw each stage, so a difference can be placed.
+/// </summary>
+public sealed class BootBenchmark : IBenchmark
+{
+    public string Name => "boot";
+    public string Description => "QEMU start to shell prompt: the harness vs a minimal expect script (same QEMU command line)";
+
+    private const string Board = "qemu-optee";
+
+    // argv: QEMU binary, console socket path, then QEMU's arguments. Prints "T <stage> <ms>" per stage.
+    private const string ExpectScript = """
+        # Minimal boot automation of the QEMU OP-TEE board, as OP-TEE's own CI does it with expect:
+        # start QEMU, attach to its console socket, stop U-Boot's autoboot, place the kernel and the
+        # initrd above OP-TEE's static SHM, boot, wait for the shell prompt.
+        set qemu [lindex $argv 0]; set sock [lindex $argv 1]; set prompt [lindex $argv 2]; set qargs [lrange $argv 3 end]
+        set timeout 120
+        log_user 0
+        set start [clock milliseconds]
+        proc mark {what} { global start; puts "T $what [expr {[clock milliseconds] - $start}]" }
+        spawn -noecho $qemu {*}$qargs
+        set qemu_id $spawn_id
+        puts "PID [exp_pid -i $qemu_id]"
+        while {![file exists $sock]} { after 5 }
+        # socat's end of expect's pty must be raw: in cooked mode the key that stops autoboot would wait for a newline.
+        spawn -noecho socat -,raw,echo=0 UNIX-CONNECT:$sock
+        mark connected
+        expect {
+            "Booting Trusted Firmware" { mark firmware; exp_continue }
+            "Hit any key to stop autoboot" { mark bootloader; send " " }
+            timeout { puts "FAIL no U-Boot"; exit 1 }
+        }
+        expect "=> " { send "setenv kernel_addr_r 0x46000000\r" } timeout { puts "FAIL no U-Boot prompt"; exit 1 }
+        expect "=> " { send "setenv ramdisk_addr_r 0x50000000\r" } timeout { puts "FAIL setenv"; exit 1 }
+        expect "=> " { send "boot\r" } timeout { puts "FAIL setenv"; exit 1 }
+        expect "hil: boot complete" { mark kernel } timeout { puts "FAIL no kernel"; exit 1 }
+        expect -re $prompt { mark shell } timeout { puts "FAIL no prompt"; exit 1 }
+        exit 0
+        """;
+
+    /// <summary>One boot: total and when each stage was seen (seconds from QEMU start).</summary>
+    private sealed record Boot(double Total, IReadOnlyDictionary<string, double> Stages)
+    {
+        public string Describe() => $"{Total:0.00} s ({string.Join(", ", Stages.Select(kv => $"{kv.Key} {kv.Value:0.00}"))})";
+    }
+
+    public async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken ct)
+    {
+        var reps = options.Quick ? 2 : 5;
+        var root = RepoRoot();
+        var boardFile = Path.Combine(root, "boards", Board + ".yaml");
+        var dir = Directory.CreateTempSubdirectory("hil-bench-boot-").FullName;
+        var log = new LoggerConfiguration().MinimumLevel.Information()
+            .WriteTo.File(Path.Combine(root, "artifacts", "bench-boot.log"), outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}")
+            .CreateLogger();
+        try
+        {
+            var script = Path.Combine(dir, "boot.exp");
+            await File.WriteAllTextAsync(script, ExpectScript, ct);
+            var ours = new List<Boot>();
+            var theirs = new List<Boot>();
+            string prompt = "";
+            for (var i = 0; i < reps; i++)
+            {
+                // Alternate, so that a busy moment of the (shared) machine hits both sides alike.
+                var h = await TimeHarnessAsync(boardFile, Path.Combine(dir, $"h{i}"), log, ct);
+                ours.Add(h.Boot);
+                prompt = h.Prompt;
+                var e = await TimeExpectAsync(script, h.Image, prompt, Path.Combine(dir, $"e{i}"), ct);
+                theirs.Add(e);
+                var line = $"boot bench {i + 1}/{reps}: harness {h.Boot.Describe()}; expect {e.Describe()}";
+                log.Information("{Line}", line);
+                Console.Error.WriteLine(line);
+            }
+            var candidate = BenchTiming.Median(ours.Select(b => b.Total));
+            var baseline = BenchTiming.Median(theirs.Select(b => b.Total));
+            var row = new BenchRow($"QEMU start → shell prompt, median of {reps}", candidate, baseline, "s", "≤ 1.1");
+            var rows = new List<BenchRow> { row };
+            foreach (var stage in new[] { "firmware", "bootloader", "kernel" })
+                rows.Add(new BenchRow($"  … → {stage} seen", BenchTiming.Median(ours.Select(b => b.Stages.GetValueOrDefault(stage, double.NaN))),
+                    BenchTiming.Median(theirs.Select(b => b.Stages.GetValueOrDefault(stage, double.NaN))), "s"));
+            return new BenchReport(Name, rows,
+            [
+                $"harness: {string.Join("; ", ours.Select(b => b.Describe()))}",
+                $"expect:  {string.Join("; ", theirs.Select(b => b.Describe()))}",
+                "the harness's shell stage includes its console-shell setup (echo off, framing functions, a verified marker); expect stops at the prompt",
+                $"each boot is a fresh QEMU process from the same image and argument vector; log: {Path.Combine(root, "artifacts", "bench-boot.log")}",
+            ],
+            row.Ratio <= 1.1);
+        }
+        finally
+        {
+            await log.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private sealed record HarnessRun(Boot Boot, ProvisionedImage Image, string Prompt);
+
+    private static async Task<HarnessRun> TimeHarnessAsync(string boardFile, string logs, ILogger log, CancellationToken ct)
+    {
+        var session = await QemuBoards.OpenAsync(boardFile, new QemuBoardOptions { LogDirectory = logs, Logger = log }, ct);
+        try
+        {
+            return await TimeBootAsync(session, ct);
+        }
+        finally
+        {
+            await session.DisposeAsync();
+            try { Directory.Delete(session.Launch.RunDirectory, recursive: true); }
+            catch (IOException) { }
+        }
+    }
+
+    private static async Task<HarnessRun> TimeBootAsync(QemuBoardSession session, CancellationToken ct)
+    {
+        var clock = new Stopwatch();
+        var stages = new Dictionary<string, double>();
+        session.Board.Boot!.StageReached += s =>
+        {
+            var name = s switch { BootStage.Firmware => "firmware", BootStage.Bootloader => "bootloader", BootStage.Kernel => "kernel", _ => null };
+            if (name is not null) stages[name] = clock.Elapsed.TotalSeconds;
+        };
+        clock.Start();
+        await session.Board.BootAsync(ct);
+        var total = clock.Elapsed.TotalSeconds;
+        stages["shell"] = total;
+        // Proof of a usable shell, outside the timed part.
+        var r = await session.Board.Shell.RunAsync("echo ok", TimeSpan.FromSeconds(20), ct);
+        if (r.Output.Trim() != "ok") throw new InvalidOperationException($"boot bench: the harness's shell answered '{r.Output.Trim()}'");
+        return new HarnessRun(new Boot(total, stages), session.Image, session.Board.Spec.Login.ShellPrompt);
+    }
+
+    private static async Task<Boot> TimeExpectAsync(string script, ProvisionedImage image, string prompt, string runDir, CancellationToken ct)
+    {
+        Directory.CreateDirectory(runDir);
+        var launch = QemuLaunchOptions.For(image, runDir);
+        var psi = new ProcessStartInfo("expect")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            // BL1 loads the other firmware files by name from QEMU's working folder.
+            WorkingDirectory = image.Directory,
+        };
+        foreach (var a in new[] { script, launch.QemuBinary, launch.ConsoleSocketPath, prompt.TrimEnd('$') }.Concat(launch.Arguments()))
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start expect");
+        var stdout = await p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = await p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        // expect leaves QEMU running at exit: power it off as the harness does.
+        if (Regex.Match(stdout, @"PID (\d+)") is { Success: true } pid) KillQuietly(int.Parse(pid.Groups[1].Value, CultureInfo.InvariantCulture));
+        var stages = Regex.Matches(stdout, @"^T (\w+) (\d+)", RegexOptions.Multiline)
+            .ToDictionary(m => m.Groups[1].Value, m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) / 1000);
+        if (p.ExitCode != 0 || !stages.TryGetValue("shell", out var total))
+            throw new InvalidOperationException($"boot bench: the expect baseline failed (exit {p.ExitCode}): {stdout.Trim()} {stderr.Trim()}");
+        try { Directory.Delete(runDir, recursive: true); }
+        catch (IOException) { }
+        return new Boot(total, stages);
+    }
+
+    private static void KillQuietly(int pid)
+    {
+        try
+        {
+            using var qemu = Process.GetProcessById(pid);
+            qemu.Kill();
+            qemu.WaitForExit(5000);
+        }
+        catch (ArgumentException) { }
+        catch (InvalidOperationException) { }
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) return d.FullName;
+        throw new InvalidOperationException("boot bench: cannot find the repository (HilHarness.sln) above the CLI");
+    }
+}
