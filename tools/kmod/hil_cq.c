@@ -192,6 +192,14 @@ static struct hil_rec *HIL_FN new_record(enum rec_op op, int sess)
 	return r;
 }
 
+/* An open or close runs in the writer's context: it is "calling" until it returns. */
+static void HIL_FN record_calling(struct hil_rec *r)
+{
+	spin_lock(&hil.lock);
+	r->state = ST_CALLING;
+	spin_unlock(&hil.lock);
+}
+
 static void HIL_FN record_result(struct hil_rec *r, u64 req, u64 ret, int rc, u32 tee_ret, u32 origin)
 {
 	spin_lock(&hil.lock);
@@ -315,6 +323,7 @@ static int HIL_FN cmd_open(int argc, char **argv)
 	r = new_record(OP_OPEN, -1);
 	strscpy(r->sess_name, argv[1], NAME_LEN);
 	r->tid = current->pid;
+	record_calling(r);
 	req = ktime_get_ns();
 	rc = tee_client_open_session(hil.ctx, &arg, none);
 	ret = ktime_get_ns();
@@ -354,8 +363,10 @@ static void HIL_FN close_session(int slot, bool record)
 	u64 req, ret;
 	int rc, i;
 
-	if (r)
+	if (r) {
 		r->tid = current->pid;
+		record_calling(r);
+	}
 	req = ktime_get_ns();
 	rc = tee_client_close_session(hil.ctx, s->tee_session);
 	ret = ktime_get_ns();
@@ -493,7 +504,7 @@ static int HIL_FN cmd_go(int argc, char **argv)
 	if (busy)
 		return reject(-EBUSY, "go: %u calls of the previous run have not finished (wait, or cancel)", busy);
 	for (i = 0; i < hil.nrec; i++)
-		if (hil.rec[i].state == ST_QUEUED)
+		if (hil.rec[i].op == OP_INVOKE && hil.rec[i].state == ST_QUEUED)
 			n++;
 	if (!n)
 		return reject(-EINVAL, "go: no calls queued (queue some with: call NAME START_MS HOLD_MS)");
@@ -507,7 +518,7 @@ static int HIL_FN cmd_go(int argc, char **argv)
 		struct hil_rec *r = &hil.rec[i];
 		struct task_struct *t;
 
-		if (r->state != ST_QUEUED)
+		if (r->op != OP_INVOKE || r->state != ST_QUEUED)
 			continue;
 		t = kthread_create(call_thread, r, "hilcq-%u", r->id);
 		if (IS_ERR(t)) {
@@ -515,8 +526,10 @@ static int HIL_FN cmd_go(int argc, char **argv)
 
 			/* Never woken: kthread_stop() makes them exit without running call_thread(). */
 			for (j = 0; j < i; j++)
-				if (hil.rec[j].state == ST_QUEUED)
+				if (hil.rec[j].state == ST_QUEUED && hil.rec[j].task) {
 					reap(&hil.rec[j]);
+					hil.rec[j].tid = -1;
+				}
 			return reject(-ENOMEM, "go: cannot create a kernel thread (rc %ld)", PTR_ERR(t));
 		}
 		get_task_struct(t);
@@ -530,7 +543,7 @@ static int HIL_FN cmd_go(int argc, char **argv)
 	for (i = 0; i < hil.nrec; i++) {
 		struct hil_rec *r = &hil.rec[i];
 
-		if (r->state != ST_QUEUED)
+		if (r->op != OP_INVOKE || r->state != ST_QUEUED)
 			continue;
 		r->due_ns = t0 + (u64)r->start_ms * NSEC_PER_MSEC;
 		r->state = ST_WAITING;
@@ -555,6 +568,8 @@ static void HIL_FN cancel_waiting(void)
 		struct hil_rec *r = &hil.rec[i];
 		enum rec_state st;
 
+		if (r->op != OP_INVOKE)
+			continue;
 		spin_lock(&hil.lock);
 		st = r->state;
 		if (st == ST_WAITING || st == ST_QUEUED)

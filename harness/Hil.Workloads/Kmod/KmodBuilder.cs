@@ -47,20 +47,22 @@ public sealed class KmodBuilder(BuildCache cache, ILogger log)
             var src = System.IO.Path.Combine(target, "src");
             source.CopyTo(src);
             var args = MakeArguments(kit, src);
-            log.Information("kmod: building {Module} for {Kernel}: make {Args}", ModuleName, kit.KernelRelease, ExternalTool.Describe("make", args));
+            log.Information("kmod: building {Module} for {Kernel}: {Command}", ModuleName, kit.KernelRelease, ExternalTool.Describe("make", args));
             await RunToolAsync("make", args, $"building {ModuleName} for {kit.KernelRelease}", ct).ConfigureAwait(false);
             var ko = System.IO.Path.Combine(src, KoFile);
             if (!File.Exists(ko)) throw new WorkloadBuildException($"make finished but produced no {KoFile} in {src}");
             // Debug info is 90% of the file and never used on the board; BTF and symbols stay.
             await RunToolAsync(ToolPrefix(kit) + "strip", ["--strip-debug", ko], "stripping " + KoFile, ct).ConfigureAwait(false);
+            // A misaligned build never even reaches the cache.
+            await CheckAlignmentAsync(kit, ko, ct).ConfigureAwait(false);
             File.Move(ko, System.IO.Path.Combine(target, KoFile));
             var info = ModInfo.Read(System.IO.Path.Combine(target, KoFile));
             await File.WriteAllTextAsync(System.IO.Path.Combine(target, BuildInfoFile), JsonSerializer.Serialize(info), ct).ConfigureAwait(false);
         }).ConfigureAwait(false);
 
         var path = System.IO.Path.Combine(dir, KoFile);
-        // Checked on every use, not only after building: a cached file is deployed just the same.
-        await CheckAlignmentAsync(kit, path, ct).ConfigureAwait(false);
+        // Checked again on every use: a cached file is deployed just the same, whoever put it there.
+        if (reused) await CheckAlignmentAsync(kit, path, ct).ConfigureAwait(false);
         var modinfo = JsonSerializer.Deserialize<ModInfo>(await File.ReadAllTextAsync(System.IO.Path.Combine(dir, BuildInfoFile), ct).ConfigureAwait(false))
             ?? throw new WorkloadBuildException($"{dir}/{BuildInfoFile} is empty");
         if (modinfo.VerMagic.Split(' ')[0] != kit.KernelRelease)
@@ -78,7 +80,7 @@ public sealed class KmodBuilder(BuildCache cache, ILogger log)
         var symbols = await RunToolAsync(readelf, ["-sW", koPath], "reading the symbols of " + koPath, ct).ConfigureAwait(false);
         var problems = ModuleAlignment.Problems(ReadElfOutput.Sections(sections), ReadElfOutput.Functions(symbols));
         if (problems.Count > 0)
-            throw new ModuleAlignmentException(koPath, problems);
+            throw new ModuleAlignmentException($"{System.IO.Path.GetFileName(koPath)} for {kit.KernelRelease}", koPath, problems);
     }
 
     private static async Task<string> RunToolAsync(string tool, IReadOnlyList<string> args, string what, CancellationToken ct)
@@ -112,9 +114,10 @@ public sealed class KmodBuilder(BuildCache cache, ILogger log)
 }
 
 /// <summary>The built module would crash the kernel at insmod (misaligned ftrace patch sites): never deployed.</summary>
-public sealed class ModuleAlignmentException(string koPath, IReadOnlyList<string> problems)
-    : Hil.Boards.Failures.TestErrorException($"{koPath} is not deployable: {string.Join("; ", problems)} " +
+public sealed class ModuleAlignmentException(string module, string koPath, IReadOnlyList<string> problems)
+    : Hil.Boards.Failures.TestErrorException($"{module} is not deployable: {string.Join("; ", problems)} " +
         "(Debian 6.12 patches every function entry for ftrace CALL_OPS and BUGs on a misaligned one; mark every function __aligned(8))")
 {
+    public string Path { get; } = koPath;
     public IReadOnlyList<string> Problems { get; } = problems;
 }

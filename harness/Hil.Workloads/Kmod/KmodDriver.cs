@@ -96,17 +96,22 @@ public sealed class KmodDriver
             info.SystemSessionsSupported ? "supported" : "unsupported");
     }
 
-    /// <summary>The shell script that writes each line to ctl, one write each, stopping at the first rejection.</summary>
-    public static string SendScript(IEnumerable<string> lines) =>
-        $"d={DebugfsDirectory}; [ -e \"$d/ctl\" ] || {{ echo hil-not-loaded; exit 4; }}; " +
+    /// <summary>
+    /// The shell script that writes each line to ctl, one write() each, and prints one reply line per
+    /// command ("hil-accepted", or "hil-rejected" TAB the module's error file); it stops at the first
+    /// rejection unless <paramref name="keepGoing"/>.
+    /// </summary>
+    public static string SendScript(IEnumerable<string> lines, bool keepGoing = false) =>
+        $"d={DebugfsDirectory}; [ -e \"$d/ctl\" ] || {{ echo hil-not-loaded; exit 4; }}; rc=0; " +
         $"for c in {string.Join(' ', lines.Select(ShellQuote.Quote))}; do " +
-        "if ! printf '%s\\n' \"$c\" > \"$d/ctl\" 2>/dev/null; then printf 'hil-rejected\\n%s\\n' \"$c\"; cat \"$d/error\"; exit 3; fi; " +
-        "done; echo hil-ok";
+        "if printf '%s\\n' \"$c\" > \"$d/ctl\" 2>/dev/null; then echo hil-accepted; " +
+        $"else e=$(cat \"$d/error\"); printf 'hil-rejected\\t%s\\n' \"$e\"; rc=3; {(keepGoing ? "" : "break; ")}fi; " +
+        "done; exit $rc";
 
     /// <summary>Sends commands in order; throws <see cref="KmodCommandRejectedException"/> on the first one the module rejects.</summary>
     public async Task SendAsync(IReadOnlyList<KmodCommand> commands, CancellationToken ct = default)
     {
-        var replies = await SendLinesAsync(commands.Select(c => c.Line).ToList(), ct).ConfigureAwait(false);
+        var replies = await SendLinesAsync(commands.Select(c => c.Line).ToList(), keepGoing: false, ct).ConfigureAwait(false);
         if (replies.FirstOrDefault(r => !r.Accepted) is { } bad)
             throw new KmodCommandRejectedException(bad.Command, bad.Errno!, bad.Reason!);
     }
@@ -115,35 +120,38 @@ public sealed class KmodDriver
 
     /// <summary>Writes one line as it is (no validation here): for checking the module's own validation.</summary>
     public async Task<KmodReply> TrySendRawAsync(string line, CancellationToken ct = default) =>
-        (await SendLinesAsync([line], ct).ConfigureAwait(false))[0];
+        (await SendLinesAsync([line], keepGoing: false, ct).ConfigureAwait(false))[0];
 
-    private async Task<IReadOnlyList<KmodReply>> SendLinesAsync(IReadOnlyList<string> lines, CancellationToken ct)
+    /// <summary>Writes every line as it is, going on after rejections; one reply per line.</summary>
+    public Task<IReadOnlyList<KmodReply>> TrySendRawAsync(IReadOnlyList<string> lines, CancellationToken ct = default) =>
+        SendLinesAsync(lines, keepGoing: true, ct);
+
+    private async Task<IReadOnlyList<KmodReply>> SendLinesAsync(IReadOnlyList<string> lines, bool keepGoing, CancellationToken ct)
     {
-        var r = await _ssh.RunAsync(SendScript(lines), CommandTimeout, ct).ConfigureAwait(false);
-        var output = r.Stdout.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
-        switch (r.ExitStatus)
+        var r = await _ssh.RunAsync(SendScript(lines, keepGoing), CommandTimeout, ct).ConfigureAwait(false);
+        if (r.ExitStatus == 4)
         {
-            case 0 when output.Contains("hil-ok"):
-                return lines.Select(l => new KmodReply(l, true, null, null)).ToList();
-            case 3:
-            {
-                var at = output.IndexOf("hil-rejected");
-                var command = at >= 0 && at + 1 < output.Count ? output[at + 1] : "?";
-                var error = at >= 0 && at + 2 < output.Count ? output[at + 2] : "";
-                var colon = error.IndexOf(':');
-                var (errno, reason) = colon > 0 ? (error[..colon], error[(colon + 1)..].Trim()) : ("ERROR", error.Length > 0 ? error : "no reason recorded");
-                var index = lines.ToList().IndexOf(command);
-                var replies = lines.Take(Math.Max(0, index)).Select(l => new KmodReply(l, true, null, null)).ToList();
-                replies.Add(new KmodReply(command, false, errno, reason));
-                _log.Information("kmod: rejected '{Command}': {Errno}: {Reason}", command, errno, reason);
-                return replies;
-            }
-            case 4:
-                IsLoaded = false;
-                throw new TestErrorException($"{KmodBuilder.ModuleName} is not loaded on {_ssh.Address} (no {DebugfsDirectory}/ctl)");
-            default:
-                throw new InfrastructureException($"writing to {DebugfsDirectory}/ctl on {_ssh.Address} failed (exit {r.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? r.ExitSignal}): {r.Stderr.Trim()}");
+            IsLoaded = false;
+            throw new TestErrorException($"{KmodBuilder.ModuleName} is not loaded on {_ssh.Address} (no {DebugfsDirectory}/ctl)");
         }
+        var output = r.Stdout.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("hil-", StringComparison.Ordinal)).ToList();
+        if (r.ExitStatus is not (0 or 3) || output.Count == 0 || output.Count > lines.Count || (r.ExitStatus == 0 && output.Count != lines.Count))
+            throw new InfrastructureException($"writing to {DebugfsDirectory}/ctl on {_ssh.Address} failed (exit {r.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? r.ExitSignal}): {r.Stderr.Trim()}");
+        var replies = new List<KmodReply>();
+        for (var i = 0; i < output.Count; i++)
+        {
+            if (output[i] == "hil-accepted")
+            {
+                replies.Add(new KmodReply(lines[i], true, null, null));
+                continue;
+            }
+            var error = output[i].StartsWith("hil-rejected\t", StringComparison.Ordinal) ? output[i]["hil-rejected\t".Length..] : "";
+            var colon = error.IndexOf(':');
+            var (errno, reason) = colon > 0 ? (error[..colon], error[(colon + 1)..].Trim()) : ("ERROR", error.Length > 0 ? error : "no reason recorded");
+            _log.Information("kmod: rejected '{Command}': {Errno}: {Reason}", lines[i], errno, reason);
+            replies.Add(new KmodReply(lines[i], false, errno, reason));
+        }
+        return replies;
     }
 
     private async Task<string> ReadAsync(string file, CancellationToken ct) =>

@@ -130,9 +130,11 @@ public class KmodBoardTests(string board)
     public async Task BadCommandsAreRejectedWithTheModulesReason()
     {
         await _kmod.OpenAsync("a", SessionKind.Normal);
-        foreach (var (line, errno, reason) in BadLines)
+        var replies = await _kmod.TrySendRawAsync(BadLines.Select(b => b.Line).ToList());
+        Assert.That(replies, Has.Count.EqualTo(BadLines.Length));
+        foreach (var ((line, errno, reason), reply) in BadLines.Zip(replies))
         {
-            var reply = await _kmod.TrySendRawAsync(line);
+            Assert.That(reply.Command, Is.EqualTo(line));
             Assert.That(reply.Accepted, Is.False, $"'{line}' was accepted");
             Assert.That(reply.Errno, Is.EqualTo(errno), reply.ToString());
             Assert.That(reply.Reason, Does.Contain(reason), reply.ToString());
@@ -159,6 +161,28 @@ public class KmodBoardTests(string board)
             Assert.That(await _kmod.ReadErrorAsync(), Is.Empty);
         }
         Say($"{BadLines.Length} malformed commands and 3 busy ones rejected, e.g. {busyReset}");
+    }
+
+    [Test]
+    public async Task CancelDropsCallsNotStartedAndLetsRunningOnesFinish()
+    {
+        await _kmod.OpenAsync("a", SessionKind.Normal);
+        await _kmod.OpenAsync("b", SessionKind.Normal);
+        var t0 = await _kmod.StartAsync([new KmodCall("a", 0, 800), new KmodCall("b", 5000, 100)]);
+        var mid = await _kmod.ReadResultsAsync();
+        await _kmod.SendAsync(KmodCommand.Cancel);
+        var idle = await _kmod.WaitIdleAsync(TimeSpan.FromSeconds(60));
+        var records = (await _kmod.ReadResultsAsync()).Where(r => r.Op == KmodOp.Invoke).ToList();
+        Say($"after cancel: {string.Join("; ", records)} (idle {(idle.NowNs - t0) / 1e6:0} ms after t0)");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(mid.Where(r => r.Op == KmodOp.Invoke).Select(r => r.State), Has.Some.EqualTo(KmodCallState.Waiting), "read while the run was in flight");
+            Assert.That(records.Single(r => r.Session == "a").Succeeded, Is.True, "a running call ends with its hold");
+            var b = records.Single(r => r.Session == "b");
+            Assert.That(b.State, Is.EqualTo(KmodCallState.Cancelled));
+            Assert.That(b.RequestNs, Is.Null, "never entered the driver");
+            Assert.That((idle.NowNs - t0) / 1e6, Is.LessThan(4000.0), "did not wait for the dropped call's start time");
+        }
     }
 
     [Test]

@@ -61,6 +61,16 @@ public static class KmodBoards
 
     public static HilCache Cache { get; } = HilCache.Default();
 
+    /// <summary>A board's provisioned image (provisioning it if the cache has none) without booting it.</summary>
+    public static async Task<ProvisionedImage> ImageAsync(string board)
+    {
+        var recipe = BoardRecipe.Find(board);
+        if (QemuProvisioner.Current(Cache, recipe) is { } image) return image;
+        var log = KmodTestSupport.Log;
+        var result = await new QemuProvisioner(Cache, new ProvisionOptions(), log, new LogProvisionProgress(log)).ProvisionAsync([recipe], CancellationToken.None);
+        return result.Images.Single();
+    }
+
     public static async Task<WorkloadBoard> GetAsync(string board)
     {
         await Gate.WaitAsync();

@@ -60,7 +60,8 @@ public class KmodCommandTests
         var script = KmodDriver.SendScript(["open a normal", "call x'; reboot; echo ' 0 1", "go"]);
         Assert.That(script, Does.Contain("for c in 'open a normal' 'call x'\\''; reboot; echo '\\'' 0 1' go; do"));
         Assert.That(script, Does.Contain("printf '%s\\n' \"$c\" > \"$d/ctl\""), "one write per command");
-        Assert.That(script, Does.Contain("cat \"$d/error\"; exit 3"), "a rejection reports the module's reason");
+        Assert.That(script, Does.Contain("e=$(cat \"$d/error\"); printf 'hil-rejected\\t%s\\n' \"$e\"; rc=3; break;"), "a rejection reports the module's reason and stops");
+        Assert.That(KmodDriver.SendScript(["x"], keepGoing: true), Does.Not.Contain("break"));
     }
 
     [Test]
