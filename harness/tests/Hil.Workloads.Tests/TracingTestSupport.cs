@@ -10,8 +10,7 @@ public static class TracingTestSupport
     public const string Kernel612 = "6.12.118+deb13-arm64";
     public const string Kernel61 = "6.1.0-56-arm64";
 
-    public static ILogger Log { get; } = new LoggerConfiguration().MinimumLevel.Information()
-        .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}").CreateLogger();
+    public static ILogger Log => KmodTestSupport.Log;
 
     public static string Fixture(string name) => Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "tracing", name);
 
@@ -21,35 +20,11 @@ public static class TracingTestSupport
     public static ObjdumpListing Listing(string kernel) =>
         ObjdumpListing.Parse(ReadFixture($"optee-{kernel}.objdump.txt"), $"optee-{kernel}.objdump.txt");
 
-    /// <summary>Facts as the boards report them (kallsyms lists every non-inlined optee_cq_* function).</summary>
-    public static KernelFacts Facts(string kernel, bool btfArgs) => new()
-    {
-        Release = kernel,
-        OpteeFunctions = kernel == Kernel612
-            ? new HashSet<string> { "optee_cq_wait_init", "optee_cq_wait_for_completion", "optee_cq_wait_final", "optee_cq_complete_one",
-                "optee_cq_init", "optee_system_session", "optee_close_session_helper", "optee_close_session" }
-            : new HashSet<string> { "optee_cq_wait_init", "optee_cq_wait_for_completion", "optee_cq_wait_final", "optee_close_session_helper", "optee_close_session" },
-        OpteeBtf = true,
-        BtfArgs = btfArgs,
-        Tracepoints = new HashSet<string> { KernelFacts.InvokeBegin, KernelFacts.InvokeEnd },
-    };
+    /// <summary>Facts as the boards reported them (facts-*.txt: the tracer's own facts command), BTF arguments on or off.</summary>
+    public static KernelFacts Facts(string kernel, bool btfArgs) =>
+        KernelFacts.Parse(ReadFixture(kernel == Kernel612 ? "facts-6.12.txt" : "facts-6.1.txt")) with { BtfArgs = btfArgs };
 
-    public static string RepoRoot
-    {
-        get
-        {
-            var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-            while (d is not null && !File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) d = d.Parent;
-            return d?.FullName ?? throw new InvalidOperationException("HilHarness.sln not found above the test folder");
-        }
-    }
+    public static string BoardFile(string board) => Path.Combine(KmodTestSupport.RepoRoot, "boards", board + ".yaml");
 
-    public static string BoardFile(string board) => Path.Combine(RepoRoot, "boards", board + ".yaml");
-
-    public static string TempDir(string name)
-    {
-        var d = Path.Combine(Path.GetTempPath(), $"hil-trac-{name}-{Guid.NewGuid().ToString("N")[..8]}");
-        Directory.CreateDirectory(d);
-        return d;
-    }
+    public static string TempDir(string name) => KmodTestSupport.TempDir("trac-" + name);
 }
