@@ -52,7 +52,7 @@ public sealed class Board : IAsyncDisposable
         {
             _shell = new ConsoleShell(console, spec.Login, spec.Shell, log, options.Shell);
             _shell.Broken += reason => BrokenReason ??= reason;
-            _shell.AfterCommand = _ => ThrowOnFatalEvents();
+            _shell.AfterCommand = ThrowOnFatalEvents;
             Boot = new BootSequencer(spec, console, power, log);
         }
     }
@@ -111,9 +111,22 @@ public sealed class Board : IAsyncDisposable
         ThrowIfBroken();
         var shell = Shell;
         if (shell.IsReady) return;
-        await Console.OpenAsync(ct).ConfigureAwait(false);
+        // A console that only exists while the board is powered (a USB adapter on the board, QEMU's
+        // socket) cannot be waited for: if it is absent and power can be switched, boot right away.
+        if (!Console.IsConnected && Power.CanSwitch)
+        {
+            _ = Console.OpenAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.Delay(300, ct).ConfigureAwait(false);
+            if (!Console.IsConnected)
+            {
+                _log.Information("console {Console} is absent; powering the board up", Console.Address);
+                await BootAsync(ct).ConfigureAwait(false);
+                return;
+            }
+        }
         try
         {
+            await Console.OpenAsync(ct).ConfigureAwait(false);
             var first = Power.CanSwitch ? TimeSpan.FromTicks(Math.Min(Spec.Login.Timeout.Ticks, TimeSpan.FromSeconds(10).Ticks)) : Spec.Login.Timeout;
             await shell.LoginAsync(first, ct).ConfigureAwait(false);
         }
@@ -145,6 +158,12 @@ public sealed class Board : IAsyncDisposable
         {
             throw MarkBroken($"boot failed: {ex.Message}", ex);
         }
+        catch (ProductFailureException ex)
+        {
+            // The board did not boot: that is its failure (kept as such), and the session is unusable.
+            _ = MarkBroken($"boot failed: {ex.Message}", ex);
+            throw;
+        }
         Boot.ShellReached();
         _checkedEvents = Watcher.Count; // banners and messages of a deliberate boot are not a test's failure
         Watcher.ArmResetDetection();
@@ -168,14 +187,24 @@ public sealed class Board : IAsyncDisposable
     }
 
     /// <summary>A panic, Oops, OP-TEE panic or unexpected reset since the last check fails the current command.</summary>
-    private Task ThrowOnFatalEvents()
+    private Task ThrowOnFatalEvents(ShellResult result)
     {
+        // Lines the command printed itself are not the board's doing; kernel lines removed from its output are.
+        Watcher.Forget(e => e.Source == "console" && IsCommandOutput(e.Line, result), _checkedEvents);
         var events = Watcher.Since(_checkedEvents);
         _checkedEvents += events.Count;
         var fatal = events.Where(ConsoleWatcher.IsFatal).ToList();
         if (fatal.Count > 0)
             throw new ConsoleEventException($"board {Spec.Name}: {fatal[0]}", fatal.SelectMany(e => e.Context.Append($"=> {e}")).ToList());
         return Task.CompletedTask;
+    }
+
+    private static bool IsCommandOutput(string line, ShellResult result)
+    {
+        if (result.KernelLines.Any(k => line.Contains(k.TrimEnd('\r'), StringComparison.Ordinal))) return false;
+        // A console line may carry frame markers (0x1E ... 0x1E) before or after output text.
+        var parts = System.Text.RegularExpressions.Regex.Split(line, "\x1e[^\x1e]*\x1e").Select(p => p.TrimEnd('\r')).Where(p => p.Length > 0).ToList();
+        return parts.Count > 0 && parts.All(p => result.Output.Contains(p, StringComparison.Ordinal));
     }
 
     internal long ConsolePosition => _console?.Log.Position ?? 0;

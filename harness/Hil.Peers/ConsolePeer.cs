@@ -4,7 +4,7 @@ namespace Hil.Peers;
 public enum PeerShell { Dash, Bash }
 
 /// <summary>How the harness reaches the console peer.</summary>
-public enum PeerTransport { Pty, Tcp }
+public enum PeerTransport { Pty, Tcp, Unix }
 
 /// <summary>
 /// A real interactive shell on a real pseudo-terminal, behind socat: like a board's serial console
@@ -45,8 +45,16 @@ public sealed class ConsolePeer : IAsyncDisposable
 
     public string PasswordFile => Path.Combine(Directory, "password");
 
+    /// <summary>The unix-domain socket path (Unix transport, like QEMU's <c>-serial unix:PATH,server</c>).</summary>
+    public string SocketPath => Path.Combine(Directory, "console.sock");
+
     /// <summary>The board-file device string for this console.</summary>
-    public string Device => _transport == PeerTransport.Pty ? TtyPath : $"tcp://127.0.0.1:{Port}";
+    public string Device => _transport switch
+    {
+        PeerTransport.Pty => TtyPath,
+        PeerTransport.Unix => $"unix:{SocketPath}",
+        _ => $"tcp://127.0.0.1:{Port}",
+    };
 
     /// <summary>Every byte the shell side sent towards the harness in the current run of socat.</summary>
     public string SentDumpPath => Path.Combine(Directory, $"sent-{_generation}.raw");
@@ -106,6 +114,13 @@ public sealed class ConsolePeer : IAsyncDisposable
             if (File.Exists(TtyPath)) File.Delete(TtyPath);
             _socat = PeerProcess.Start(["socat", "-R", SentDumpPath, $"PTY,link={TtyPath},raw,echo=0", shellSide], Path.Combine(Directory, "socat.log"));
             await PeerProcess.WaitForFileAsync(TtyPath, TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            return;
+        }
+        if (_transport == PeerTransport.Unix)
+        {
+            if (File.Exists(SocketPath)) File.Delete(SocketPath);
+            _socat = PeerProcess.Start(["socat", "-R", SentDumpPath, $"UNIX-LISTEN:{SocketPath}", shellSide], Path.Combine(Directory, "socat.log"));
+            await PeerProcess.WaitForFileAsync(SocketPath, TimeSpan.FromSeconds(10)).ConfigureAwait(false);
             return;
         }
         for (var attempt = 0; ; attempt++)

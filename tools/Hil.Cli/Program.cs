@@ -6,6 +6,7 @@ using Hil.Cli.Commands;
 var root = new RootCommand("hil — hardware-in-the-loop harness for Linux + OP-TEE boards");
 root.Subcommands.Add(ModelCommands.Build());
 root.Subcommands.Add(BenchCommands.Build());
+root.Subcommands.Add(BoardCommands.Build());
 foreach (var c in QemuCommands.Build()) root.Subcommands.Add(c);
 root.Subcommands.Add(RunCommands.Build());
 return CliRunner.Run(root, args);

@@ -25,15 +25,23 @@ public static class BoardFileLoader
         var errors = new List<BoardFileError>();
         var f = new YamlFields(fileName, errors);
         var stream = new YamlStream();
+        var parser = new Parser(new StringReader(yaml));
         try
         {
-            stream.Load(new StringReader(yaml));
+            stream.Load(parser);
         }
         catch (YamlException ex)
         {
             // YamlDotNet's message repeats the position; keep only its explanation.
             var msg = ex.InnerException?.Message ?? ex.Message;
             throw new BoardFileException([new BoardFileError(fileName, (int)ex.Start.Line, (int)ex.Start.Column, "(syntax)", msg)]);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            // Some malformed input makes the scanner fail without a position: name the last good spot.
+            var at = parser.Current?.End;
+            throw new BoardFileException([new BoardFileError(fileName, (int)(at?.Line ?? 1), (int)(at?.Column ?? 1), "(syntax)",
+                "not valid YAML near here (an unclosed bracket or quote?)")]);
         }
         if (stream.Documents.Count != 1)
             throw new BoardFileException([new BoardFileError(fileName, 1, 1, "(file)", "expected exactly one YAML document")]);
@@ -55,7 +63,10 @@ public static class BoardFileLoader
         var shell = ReadShell(f, root.Map("shell"));
         var facts = root.StrMap("facts");
         if (facts.TryGetValue("optee_threads", out var t) && (!int.TryParse(t, out var n) || n < 1 || n > 1024))
-            f.Error(root.Raw("facts"), "facts.optee_threads", $"expected a whole number from 1 to 1024, got '{t}'");
+        {
+            var node = root.Raw("facts") is YamlMappingNode fm && fm.Children.TryGetValue(new YamlScalarNode("optee_threads"), out var v) ? v : root.Raw("facts");
+            f.Error(node, "facts.optee_threads", $"expected a whole number from 1 to 1024, got '{t}'");
+        }
         root.Done();
 
         if (console is null && ssh is null)
@@ -217,8 +228,8 @@ public static class BoardFileLoader
     private static ShellSpec ReadShell(YamlFields f, YamlMap? m)
     {
         if (m is null) return ShellSpec.Default;
-        var dir = m.Str("scratch_dir") ?? "/tmp";
-        if (!dir.StartsWith('/')) f.Error(m.Raw("scratch_dir"), $"{m.Path}.scratch_dir", "must be an absolute path on the board");
+        var dir = m.Str("scratch_dir");
+        if (dir is not null && !dir.StartsWith('/')) f.Error(m.Raw("scratch_dir"), $"{m.Path}.scratch_dir", "must be an absolute path on the board");
         var timeout = m.Duration("command_timeout") ?? TimeSpan.FromSeconds(30);
         var cols = m.Int("columns", 40, 4096) ?? 250;
         m.Done();

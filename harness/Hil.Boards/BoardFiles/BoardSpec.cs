@@ -123,7 +123,8 @@ public sealed record LoginSpec(
     public const string DefaultShellPrompt = @"[#$>] ?$";
 }
 
-public sealed record ShellSpec(string ScratchDir, TimeSpan CommandTimeout, int Columns)
+/// <summary>The console shell. <see cref="ScratchDir"/> null = the first writable of /dev/shm, /run, /tmp.</summary>
+public sealed record ShellSpec(string? ScratchDir, TimeSpan CommandTimeout, int Columns)
 {
-    public static ShellSpec Default { get; } = new("/tmp", TimeSpan.FromSeconds(30), 250);
+    public static ShellSpec Default { get; } = new(null, TimeSpan.FromSeconds(30), 250);
 }

@@ -65,7 +65,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         {
             var silent = console.Buffer.End == from;
             var msg = $"boot stage {stage} not reached within {spec.Timeout.TotalSeconds:0} s (expected /{spec.Expect}/ on {console.Address})";
-            var evidence = ConsoleShell.Printable(console.Buffer.Read(from, out _)).Split('\n').TakeLast(15).ToList();
+            var evidence = ConsoleShell.Plain(console.Buffer.Read(from, out _)).Split('\n').TakeLast(15).ToList();
             if (silent) throw new InfrastructureException(msg + "; the console stayed silent: power or console link?", evidence: evidence);
             throw new ProductFailureException(msg, evidence);
         }
@@ -83,7 +83,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         {
             if (clock.Elapsed > intr.CommandTimeout)
                 throw new ProductFailureException($"bootloader did not stop at /{intr.Prompt}/ within {intr.CommandTimeout.TotalSeconds:0} s",
-                    ConsoleShell.Printable(console.Buffer.Read(from, out _)).Split('\n').TakeLast(15).ToList());
+                    ConsoleShell.Plain(console.Buffer.Read(from, out _)).Split('\n').TakeLast(15).ToList());
             await console.WriteAsync(intr.Send, ct).ConfigureAwait(false);
             at = await WaitForAsync(prompt, from, TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
         }
@@ -98,7 +98,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
             if (i == intr.Commands.Count - 1) break; // the last command usually boots: no prompt follows
             var next = await WaitForAsync(prompt, mark, intr.CommandTimeout, ct).ConfigureAwait(false)
                        ?? throw new ProductFailureException($"bootloader did not come back to its prompt after '{cmd}'",
-                           ConsoleShell.Printable(console.Buffer.Read(mark, out _)).Split('\n').TakeLast(15).ToList());
+                           ConsoleShell.Plain(console.Buffer.Read(mark, out _)).Split('\n').TakeLast(15).ToList());
             mark = next;
         }
         return mark;
@@ -111,7 +111,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         while (true)
         {
             var bytes = console.Buffer.Read(from, out var start);
-            var text = ConsoleShell.Printable(bytes);
+            var text = ConsoleShell.Plain(bytes);
             if (re.IsMatch(text)) return start + bytes.Length;
             var remaining = timeout - clock.Elapsed;
             if (remaining <= TimeSpan.Zero) return null;

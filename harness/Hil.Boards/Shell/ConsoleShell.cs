@@ -189,7 +189,12 @@ public sealed class ConsoleShell
             "set +o vi 2>/dev/null",
             "set +o history 2>/dev/null",
             "unset HISTFILE",
-            $"hil_k={key}; hil_f={q(_shell.ScratchDir.TrimEnd('/'))}/.hil-$$; hil_nl=$(printf '\\n_'); hil_nl=${{hil_nl%_}}",
+            // The scratch file holds each command's output: on tmpfs where possible (a disk with
+            // online discard made every truncation cost milliseconds).
+            (_shell.ScratchDir is { } dir
+                ? $"hil_f={q(dir.TrimEnd('/'))}; "
+                : "for hil_f in /dev/shm /run /tmp; do [ -d \"$hil_f\" ] && [ -w \"$hil_f\" ] && break; done; ")
+            + $"hil_f=$hil_f/.hil-$$; hil_k={key}; hil_nl=$(printf '\\n_'); hil_nl=${{hil_nl%_}}",
             // Run a command only if it arrived whole; keep its output in the scratch file.
             "hil_c() { if [ \"$1\" != \"$2\" ] || [ \"$5\" != \"$6\" ] || { [ \"${#5}\" != \"$3\" ] && [ \"${#5}\" != \"$4\" ]; }; then printf '\\036%s:%s:i\\036\\n' \"$hil_k\" \"$1\"; return 0; fi; hil_n=$1 hil_y=$5; set --; command eval \"$hil_y\" >\"$hil_f\" 2>&1 </dev/null; hil_rc=$? hil_d=$hil_n; hil_p 0; }",
             // Print the frame of the last command: small outputs twice, large ones with their cksum.
@@ -279,7 +284,6 @@ public sealed class ConsoleShell
         var frameResends = 0;
     sendCommand:
         var seq = Interlocked.Increment(ref _seq);
-        var sentAt = _link.Buffer.End;
         await _link.WriteAsync($"hil_c {seq} {seq} {bytes} {chars} {quoted} {quoted}\n", ct).ConfigureAwait(false);
         var handled = new HashSet<string>();
         string? probe = null;
@@ -388,7 +392,6 @@ public sealed class ConsoleShell
             {
             }
         }
-        _ = sentAt;
         Stats.Timeouts++;
         _log.Warning("command timed out after {Timeout}: {Command}; interrupting", limit, command);
         if (await InterruptAndResyncAsync(ct).ConfigureAwait(false))
@@ -473,7 +476,7 @@ public sealed class ConsoleShell
         var sync = $"c{Interlocked.Increment(ref _sync)}";
         var start = _link.Buffer.End;
         await _link.WriteAsync($"\x03hil_s {sync}\n", ct).ConfigureAwait(false);
-        if (await WaitForMarkerPrefixAsync(start, $"s{sync}:", Options.ResyncTimeout, ct).ConfigureAwait(false) is { } end)
+        if (await WaitForMarkerPrefixAsync(start, $"s{sync}:", Options.RecheckTimeout, ct).ConfigureAwait(false) is { } end)
         {
             _scanFrom = end;
             _link.Buffer.Discard(_scanFrom);
@@ -558,12 +561,13 @@ public sealed class ConsoleShell
     }
 
     /// <summary>Console text for prompt matching: kernel lines, escape sequences and CRs removed.</summary>
-    internal static string Printable(byte[] bytes)
-    {
-        var text = KernelLogFilter.Strip(Encoding.Latin1.GetString(bytes));
-        text = Regex.Replace(text, @"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]", "");
-        return text.Replace("\r", "");
-    }
+    internal static string Printable(byte[] bytes) => Plain(KernelLogFilter.Strip(Encoding.Latin1.GetString(bytes)));
+
+    /// <summary>Console text with escape sequences and CRs removed (kernel lines kept: boot stages match them).</summary>
+    internal static string Plain(byte[] bytes) => Plain(Encoding.Latin1.GetString(bytes));
+
+    private static string Plain(string text) =>
+        Regex.Replace(text, @"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]", "").Replace("\r", "");
 
     private static string LastLine(string text)
     {

@@ -24,6 +24,9 @@ public sealed record ShellOptions
     /// <summary>Resends of a command line that did not arrive intact before failing as infrastructure.</summary>
     public int MaxCommandResends { get; init; } = 4;
 
+    /// <summary>After the link came back: how long the old shell gets to answer before a new login is assumed.</summary>
+    public TimeSpan RecheckTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How long the setup of the shell (prompt, functions) may take once a shell answers.</summary>
     public TimeSpan SetupTimeout { get; init; } = TimeSpan.FromSeconds(5);
 

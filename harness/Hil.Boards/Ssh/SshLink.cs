@@ -36,8 +36,14 @@ public sealed partial class SshLink : IAsyncDisposable
     private SshClient? _client;
     private string? _hostKeyRefusal;
 
+    private static int _loggingRouted;
+
     public SshLink(SshSpec spec, ILogger logger, HostKeyPolicy? policy = null)
     {
+        // SSH.NET logs through Microsoft.Extensions.Logging, process-wide: route it once into the
+        // application's Serilog logger (Log.Logger, looked up at each event).
+        if (Interlocked.Exchange(ref _loggingRouted, 1) == 0)
+            SshNetLoggingConfiguration.InitializeLogging(new Serilog.Extensions.Logging.SerilogLoggerFactory());
         _spec = spec;
         _policy = policy ?? HostKeyPolicy.For(spec);
         _log = logger.ForContext<SshLink>().ForContext("Ssh", $"{spec.User}@{spec.Host}:{spec.Port}");

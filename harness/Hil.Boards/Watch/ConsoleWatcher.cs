@@ -77,6 +77,25 @@ public sealed partial class ConsoleWatcher
         if (seen is not null) EventSeen?.Invoke(seen);
     }
 
+    /// <summary>
+    /// Withdraws events that turned out to be a command's own output (a test that greps old logs
+    /// for "Oops" is not an Oops): the console shell knows, after the fact, which lines were output.
+    /// </summary>
+    public int Forget(Func<ConsoleEvent, bool> isOutput, int fromMark)
+    {
+        lock (_lock)
+        {
+            var removed = 0;
+            for (var i = _events.Count - 1; i >= fromMark; i--)
+            {
+                if (!isOutput(_events[i])) continue;
+                _events.RemoveAt(i);
+                removed++;
+            }
+            return removed;
+        }
+    }
+
     /// <summary>Number of events so far: a mark a test scope remembers at its start.</summary>
     public int Count
     {
