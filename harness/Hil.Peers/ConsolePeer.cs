@@ -1,7 +1,7 @@
 namespace Hil.Peers;
 
 /// <summary>Which shell the console peer runs after login.</summary>
-public enum PeerShell { Dash, Bash }
+public enum PeerShell { Dash, Bash, Busybox }
 
 /// <summary>How the harness reaches the console peer.</summary>
 public enum PeerTransport { Pty, Tcp, Unix }
@@ -79,8 +79,21 @@ public sealed class ConsolePeer : IAsyncDisposable
 
     private void WriteLoginScript()
     {
-        var shellCmd = _shell == PeerShell.Bash ? "/bin/bash --norc --noprofile -i" : "/bin/dash -i";
-        var prompt = _shell == PeerShell.Bash ? "bash-peer# " : "# ";
+        var shellCmd = _shell switch
+        {
+            PeerShell.Bash => "/bin/bash --norc --noprofile -i",
+            // busybox ash with only busybox applets on PATH, like a small board's initramfs.
+            PeerShell.Busybox => "/bin/busybox ash -i",
+            _ => "/bin/dash -i",
+        };
+        var path = "/usr/sbin:/usr/bin:/sbin:/bin";
+        if (_shell == PeerShell.Busybox)
+        {
+            path = Path.Combine(Directory, "busybox-bin");
+            System.IO.Directory.CreateDirectory(path);
+            PeerProcess.Run("/bin/busybox", "--install", "-s", path);
+        }
+        var prompt = _shell switch { PeerShell.Bash => "bash-peer# ", PeerShell.Busybox => "~ # ", _ => "# " };
         // A small getty+login: a login prompt, a password prompt without echo, "Login incorrect" on a
         // mismatch, then an interactive shell with a clean environment.
         var login = _password is null ? "" : $$"""
@@ -99,7 +112,7 @@ public sealed class ConsolePeer : IAsyncDisposable
             {_bootScript}
             {pre}{login}
             cd /tmp
-            exec env -i HOME=/root TERM=vt100 PATH=/usr/sbin:/usr/bin:/sbin:/bin PS1='{prompt}' {shellCmd}
+            exec env -i HOME=/root TERM=vt100 PATH={path} PS1='{prompt}' {shellCmd}
 
             """);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(LoginScript, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);

@@ -195,10 +195,12 @@ public sealed class ConsoleShell
                 ? $"hil_f={q(dir.TrimEnd('/'))}; "
                 : "for hil_f in /dev/shm /run /tmp; do [ -d \"$hil_f\" ] && [ -w \"$hil_f\" ] && break; done; ")
             + $"hil_f=$hil_f/.hil-$$; hil_k={key}; hil_nl=$(printf '\\n_'); hil_nl=${{hil_nl%_}}",
+            // Large outputs are checked with the board's cksum when it has one (busybox often lacks it).
+            "hil_ck=; command -v cksum >/dev/null 2>&1 && hil_ck=1",
             // Run a command only if it arrived whole; keep its output in the scratch file.
             "hil_c() { if [ \"$1\" != \"$2\" ] || [ \"$5\" != \"$6\" ] || { [ \"${#5}\" != \"$3\" ] && [ \"${#5}\" != \"$4\" ]; }; then printf '\\036%s:%s:i\\036\\n' \"$hil_k\" \"$1\"; return 0; fi; hil_n=$1 hil_y=$5; set --; command eval \"$hil_y\" >\"$hil_f\" 2>&1 </dev/null; hil_rc=$? hil_d=$hil_n; hil_p 0; }",
             // Print the frame of the last command: small outputs twice, large ones with their cksum.
-            "hil_p() { hil_b= hil_l= hil_m=d; while IFS= read -r hil_l; do hil_b=\"$hil_b$hil_l$hil_nl\"; hil_l=; if [ ${#hil_b} -gt 4096 ]; then hil_m=c; break; fi; done <\"$hil_f\"; hil_b=\"$hil_b$hil_l\"; "
+            "hil_p() { hil_b= hil_l= hil_m=d; while IFS= read -r hil_l; do hil_b=\"$hil_b$hil_l$hil_nl\"; hil_l=; if [ -n \"$hil_ck\" ] && [ ${#hil_b} -gt 4096 ]; then hil_m=c; break; fi; done <\"$hil_f\"; hil_b=\"$hil_b$hil_l\"; "
             + "if [ $hil_m = d ]; then printf '\\036%s:%s:%s:h:%s:%s:%s:%s:d\\036\\n%s\\036%s:%s:%s:m\\036\\n%s\\036%s:%s:%s:e\\036\\n' \"$hil_k\" $hil_d $1 $hil_rc ${#hil_b} $hil_rc ${#hil_b} \"$hil_b\" \"$hil_k\" $hil_d $1 \"$hil_b\" \"$hil_k\" $hil_d $1; "
             + "else set -- $1 $(cksum <\"$hil_f\"); printf '\\036%s:%s:%s:h:%s:%s:%s:%s:%s:%s:c\\036\\n' \"$hil_k\" $hil_d $1 $hil_rc $2 $3 $hil_rc $2 $3; cat \"$hil_f\"; printf '\\036%s:%s:%s:e\\036\\n' \"$hil_k\" $hil_d $1; fi; }",
             "hil_r() { if [ \"$hil_d\" = \"$1\" ]; then hil_p $2; else printf '\\036%s:%s:%s:x\\036\\n' \"$hil_k\" $1 $2; fi; }",

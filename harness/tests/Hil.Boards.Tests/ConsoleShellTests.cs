@@ -48,11 +48,11 @@ public sealed class ConsoleShellTests : BoardTest
         Assert.That(logged.AsSpan().SequenceEqual(sent), Is.True, "raw console log differs from the bytes the peer sent");
     }
 
-    [Test, CancelAfter(60_000)]
-    public async Task Bash_with_readline_and_a_utf8_locale_gives_exact_results(CancellationToken ct)
+    [TestCase(PeerShell.Bash), TestCase(PeerShell.Busybox), CancelAfter(60_000)]
+    public async Task Bash_with_readline_and_busybox_ash_give_exact_results(PeerShell shell, CancellationToken ct)
     {
         using var ws = new Workspace();
-        await using var peer = await ConsolePeer.StartAsync(PeerShell.Bash);
+        await using var peer = await ConsolePeer.StartAsync(shell);
         var spec = ws.Board(Yaml.ConsoleBoard(peer.Device, peer.PasswordFile));
         await using var board = await ws.OpenAsync(spec);
         await board.EnsureShellAsync(ct);
@@ -64,6 +64,15 @@ public sealed class ConsoleShellTests : BoardTest
         }
         var u = await board.Shell.RunAsync("printf 'äöü€'", null, ct);
         Assert.That(u.Output, Is.EqualTo("äöü€"));
+        // Large outputs (busybox has no cksum here, so they come back in two copies too).
+        var rng = new Random(7);
+        var pattern = RandomText(rng, 30_000);
+        var file = ShellQuote.Quote(ws.Write("pattern.txt", pattern));
+        foreach (var size in new[] { 0, 1, 4095, 4096, 4097, 12_345, 30_000 })
+        {
+            var big = await board.Shell.RunAsync($"head -c {size} {file}; (exit {size % 7})", null, ct);
+            Assert.That((big.Output == pattern[..size], big.ExitCode), Is.EqualTo((true, size % 7)), $"size {size}");
+        }
     }
 
     [Test, CancelAfter(60_000)]

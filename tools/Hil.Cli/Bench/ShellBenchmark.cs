@@ -49,7 +49,7 @@ public sealed class ShellBenchmark : IBenchmark
     public async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken ct)
     {
         var commands = options.Quick ? 50 : 200;
-        var rounds = options.Quick ? 1 : 3;
+        var rounds = options.Quick ? 1 : 5;
         var dir = Directory.CreateTempSubdirectory("hil-bench-shell-").FullName;
         try
         {

@@ -19,7 +19,7 @@ public sealed class SshBenchmark : IBenchmark
     public async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken ct)
     {
         var commands = options.Quick ? 50 : 200;
-        var rounds = options.Quick ? 1 : 3;
+        var rounds = options.Quick ? 1 : 5;
         await using var sshd = await SshdPeer.StartAsync();
         var dir = Directory.CreateTempSubdirectory("hil-bench-ssh-").FullName;
         try
