@@ -26,6 +26,7 @@ public static class ShellQuote
 
     public static string Join(params string[] argv) => Join((IEnumerable<string>)argv);
 
-    // Characters that never need quoting; everything else is quoted to be safe.
-    private static bool IsSafe(char c) => c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '-' or '_' or '.' or '/' or ',' or ':' or '=' or '+' or '@' or '%';
+    // Characters that never need quoting; everything else is quoted to be safe. Not '=' (a first
+    // word "A=b" would be an assignment) and not '~' (tilde expansion).
+    private static bool IsSafe(char c) => c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '-' or '_' or '.' or '/' or ',' or ':' or '+' or '@' or '%';
 }
