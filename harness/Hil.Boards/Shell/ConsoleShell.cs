@@ -288,7 +288,8 @@ public sealed class ConsoleShell
         var seq = Interlocked.Increment(ref _seq);
         await _link.WriteAsync($"hil_c {seq} {seq} {bytes} {chars} {quoted} {quoted}\n", ct).ConfigureAwait(false);
         var handled = new HashSet<string>();
-        string? probe = null;
+        // Probes waiting for an answer; a probe can itself be lost, so a long silence sends another.
+        var probes = new HashSet<string>();
         var attempt = 0;
         var lastEnd = _link.Buffer.End;
         var lastGrowth = Stopwatch.StartNew();
@@ -320,9 +321,9 @@ public sealed class ConsoleShell
                         Consume(view, m);
                         goto sendCommand;
                     }
-                    if (probe is not null && f.StartsWith($"s{probe}:", StringComparison.Ordinal) && handled.Add(f))
+                    if (f.StartsWith('s') && f.IndexOf(':') is > 1 and var colon && probes.Contains(f[1..colon]) && handled.Add(f))
                     {
-                        probe = null;
+                        probes.Clear();
                         var parts = f.Split(':');
                         var started = int.Parse(parts[1]);
                         var done = int.Parse(parts[2]);
@@ -373,17 +374,19 @@ public sealed class ConsoleShell
             }
             var remaining = limit - clock.Elapsed;
             if (remaining <= TimeSpan.Zero) break;
-            if (probe is null && lastGrowth.Elapsed >= Options.QuietProbe)
+            var probeDue = probes.Count == 0 ? Options.QuietProbe : Options.QuietProbe * 4;
+            if (probes.Count < 3 && lastGrowth.Elapsed >= probeDue)
             {
                 // Silence and no frame: either the command is still running (the probe waits behind
                 // it in the tty) or something was lost; the probe's answer tells which.
-                probe = $"{seq}x{Interlocked.Increment(ref _sync)}";
+                var probe = $"{seq}x{Interlocked.Increment(ref _sync)}";
+                probes.Add(probe);
                 Stats.Probes++;
                 await _link.WriteAsync($"hil_s {probe}\n", ct).ConfigureAwait(false);
                 lastGrowth.Restart();
                 continue;
             }
-            var wait = probe is null ? Min(remaining, Options.QuietProbe - lastGrowth.Elapsed + TimeSpan.FromMilliseconds(5)) : remaining;
+            var wait = probes.Count < 3 ? Min(remaining, probeDue - lastGrowth.Elapsed + TimeSpan.FromMilliseconds(5)) : remaining;
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             cts.CancelAfter(wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait);
             try
