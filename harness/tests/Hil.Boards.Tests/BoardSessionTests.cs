@@ -88,7 +88,7 @@ public sealed class BoardSessionTests : BoardTest
             fi
             printf '[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]\r\n[    0.000000] Linux version 6.12.0-hil\r\n'
             """;
-        var peer = await ConsolePeer.StartAsync(PeerShell.Dash, bootScript: bootScript);
+        await using var peer = await ConsolePeer.StartAsync(PeerShell.Dash, bootScript: bootScript);
         peer.Unplug(); // the board starts powered off
         var power = new PeerPower(peer);
         var spec = ws.Board($$"""
@@ -121,7 +121,6 @@ public sealed class BoardSessionTests : BoardTest
         Assert.That(power.Cycles, Is.EqualTo(1));
         // The banners of a deliberate boot are not an unexpected reset.
         Assert.That(board.Watcher.Since(0).Where(e => e.Kind == ConsoleEventKind.UnexpectedReset), Is.Empty);
-        await peer.DisposeAsync();
     }
 
     [Test, CancelAfter(60_000)]
