@@ -85,7 +85,7 @@ public sealed class BoardProvider : IAsyncDisposable
                 throw new HilException(latched.Class, $"board {Target.Name} failed to boot earlier in this run (not tried again): {latched.Message}", evidence: latched.Evidence);
             if (_current is not { } live) return await BootAsync("first use", ct).ConfigureAwait(false);
             var why = live.Unhealthy();
-            if (why is null && !live.Board.Shell.IsReady)
+            if (why is null && live.Board.HasConsole && !live.Board.Shell.IsReady)
             {
                 try
                 {
@@ -132,6 +132,7 @@ public sealed class BoardProvider : IAsyncDisposable
             {
                 var (image, record) = await ImageProvisioning.EnsureAsync(spec, _log, ct).ConfigureAwait(false);
                 ImageProvisioning.Record(BoardDirectory, image, record);
+                if (n == 1) Progress($"image {record.Image}: provisioning {(record.Cold ? "cold" : "warm")} {record.Seconds:0.0} s (cache {record.Cache})");
                 qemu = await QemuBoards.OpenAsync(Target.BoardFile, new QemuBoardOptions
                 {
                     LogDirectory = dir, Cache = ImageProvisioning.Cache, Logger = _log, ProvisionIfMissing = false,
@@ -151,9 +152,7 @@ public sealed class BoardProvider : IAsyncDisposable
                 budget.CancelAfter(BootBudget);
                 try
                 {
-                    // A board whose power the harness cannot switch is used as it is found.
-                    if (qemu is not null || board.Power.CanSwitch) await board.BootAsync(budget.Token).ConfigureAwait(false);
-                    else await board.EnsureShellAsync(budget.Token).ConfigureAwait(false);
+                    await BringUpAsync(board, qemu is not null, budget.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (budget.IsCancellationRequested && !ct.IsCancellationRequested && live.LostReason is null)
                 {
@@ -183,6 +182,23 @@ public sealed class BoardProvider : IAsyncDisposable
             // The class travels with the exception, so the test that asked for the board fails with it.
             throw new HilException(failure.Class, $"board {Target.Name}: boot of session {n} failed: {failure.Message}", ex, failure.Evidence);
         }
+    }
+
+    /// <summary>
+    /// Boots through the board file's stages to a console shell (power cycle first when the harness
+    /// switches the power); a board whose power it cannot switch is used as it is found; a board
+    /// without a console is power-cycled if possible and then waited for over SSH.
+    /// </summary>
+    private static async Task BringUpAsync(Board board, bool isQemu, CancellationToken ct)
+    {
+        if (!board.HasConsole)
+        {
+            if (board.Power.CanSwitch) await board.Power.CycleAsync(ct).ConfigureAwait(false);
+            await board.Ssh.WaitUntilReachableAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        if (isQemu || board.Power.CanSwitch) await board.BootAsync(ct).ConfigureAwait(false);
+        else await board.EnsureShellAsync(ct).ConfigureAwait(false);
     }
 
     private async Task CloseCurrentAsync(string because)

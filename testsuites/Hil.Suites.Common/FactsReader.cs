@@ -12,8 +12,7 @@ internal static class FactsReader
 
     public static async Task<BoardFacts> ReadAsync(LiveBoard live, SuiteFacts promised, CancellationToken ct)
     {
-        var shell = live.Board.Shell;
-        var uname = await shell.RunAsync("uname -r", CommandTimeout, ct).ConfigureAwait(false);
+        var uname = await RunAsync(live, "uname -r", ct).ConfigureAwait(false);
         int? observed = null;
         string raw;
         string? error = null;
@@ -35,7 +34,7 @@ internal static class FactsReader
         else
         {
             // A real board only has the record if its image captures the count the way ours does.
-            var r = await shell.RunAsync($"cat {ThreadCountRecord} 2>/dev/null || echo unavailable", CommandTimeout, ct).ConfigureAwait(false);
+            var r = await RunAsync(live, $"cat {ThreadCountRecord} 2>/dev/null || echo unavailable", ct).ConfigureAwait(false);
             raw = r.Output.Trim();
             if (int.TryParse(raw, out var n)) observed = n;
             else if (raw != "unavailable") error = $"unexpected thread-count record on {live.Target.Name}: '{raw}'";
@@ -56,5 +55,17 @@ internal static class FactsReader
             Session = live.Session,
             ReadAtUtc = DateTimeOffset.UtcNow,
         };
+    }
+
+    /// <summary>Over the console shell when the board has a console, else over SSH (stdout only).</summary>
+    private static async Task<(int ExitCode, string Output)> RunAsync(LiveBoard live, string command, CancellationToken ct)
+    {
+        if (live.Board.HasConsole)
+        {
+            var r = await live.Board.Shell.RunAsync(command, CommandTimeout, ct).ConfigureAwait(false);
+            return (r.ExitCode, r.Output);
+        }
+        var s = await live.Board.Ssh.RunAsync(command, CommandTimeout, ct).ConfigureAwait(false);
+        return (s.ExitStatus ?? -1, s.Stdout);
     }
 }
