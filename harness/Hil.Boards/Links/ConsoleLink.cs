@@ -20,6 +20,12 @@ public sealed class ConsoleLink : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Lock _stateLock = new();
+    // Reading and recording one chunk is atomic, so that the pump and a waiting reader never reorder bytes.
+    private readonly Lock _readLock = new();
+    // While a caller reads inline, the pump leaves the device alone (else it could take the bytes
+    // between the caller's check and its poll, and the caller would sleep through them).
+    private int _inlineReaders;
+    private readonly ManualResetEventSlim _noInlineReaders = new(true);
     private IConsoleTransport? _transport;
     private TaskCompletionSource<IConsoleTransport> _connected = NewConnected();
     private Task? _pump;
@@ -170,6 +176,25 @@ public sealed class ConsoleLink : IAsyncDisposable
             string reason;
             try
             {
+                if (transport is IPollableTransport pollable)
+                {
+                    while (true)
+                    {
+                        _stop.Token.ThrowIfCancellationRequested();
+                        if (Volatile.Read(ref _inlineReaders) > 0)
+                        {
+                            _noInlineReaders.Wait(200, _stop.Token);
+                            continue;
+                        }
+                        if (!pollable.WaitReadable(200)) continue;
+                        lock (_readLock)
+                        {
+                            if (_inlineReaders > 0) continue;
+                            var n = pollable.ReadAvailable(buf);
+                            if (n > 0) Record(buf.AsSpan(0, n));
+                        }
+                    }
+                }
                 while (true)
                 {
                     var n = await transport.ReadAsync(buf, _stop.Token).ConfigureAwait(false);
@@ -178,9 +203,7 @@ public sealed class ConsoleLink : IAsyncDisposable
                         reason = "closed by the other end";
                         break;
                     }
-                    // Log first: the log must hold every byte even if a consumer throws.
-                    _log.Append(buf.AsSpan(0, n));
-                    Buffer.Append(buf.AsSpan(0, n));
+                    Record(buf.AsSpan(0, n));
                 }
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
@@ -197,6 +220,73 @@ public sealed class ConsoleLink : IAsyncDisposable
         {
             if (_transport is { } t) _ = t.DisposeAsync().AsTask();
             _transport = null;
+        }
+    }
+
+    // Log first: the log must hold every byte even if a consumer throws.
+    private void Record(ReadOnlySpan<byte> data)
+    {
+        _log.Append(data);
+        Buffer.Append(data);
+    }
+
+    /// <summary>
+    /// Waits until bytes beyond <paramref name="offset"/> have arrived or <paramref name="timeout"/>
+    /// passed. On a pollable device the calling thread reads (and logs) them itself, so the kernel
+    /// wakes it directly; the pump keeps reading whenever nobody waits.
+    /// </summary>
+    public async Task WaitForDataAsync(long offset, TimeSpan timeout, CancellationToken ct)
+    {
+        IConsoleTransport? transport;
+        lock (_stateLock) transport = _transport;
+        if (transport is not IPollableTransport pollable)
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(timeout);
+            try
+            {
+                await Buffer.WaitBeyondAsync(offset, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+            return;
+        }
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        var buf = new byte[16 * 1024];
+        Interlocked.Increment(ref _inlineReaders);
+        _noInlineReaders.Reset();
+        try
+        {
+            // A read the pump started before it saw us is finished once we hold the lock.
+            lock (_readLock)
+            {
+            }
+            while (Buffer.End <= offset)
+            {
+                ct.ThrowIfCancellationRequested();
+                var left = deadline - Environment.TickCount64;
+                if (left <= 0) return;
+                try
+                {
+                    if (!pollable.WaitReadable((int)Math.Min(left, 200))) continue;
+                    lock (_readLock)
+                    {
+                        var n = pollable.ReadAvailable(buf);
+                        if (n > 0) Record(buf.AsSpan(0, n));
+                    }
+                }
+                catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+                {
+                    // The pump sees the same failure and reconnects; the caller notices the new generation.
+                    MarkLost(transport, ex.Message);
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            if (Interlocked.Decrement(ref _inlineReaders) == 0) _noInlineReaders.Set();
         }
     }
 

@@ -74,6 +74,20 @@ internal sealed partial class PosixTty : IDisposable
         }
     }
 
+    /// <summary>True when a read would not block (data, or a hang-up to report).</summary>
+    public bool WaitReadable(int timeoutMs) => Poll(POLLIN, timeoutMs) != 0;
+
+    /// <summary>Reads what is there now; 0 = nothing; throws when the device hung up or failed.</summary>
+    public int ReadAvailable(Span<byte> buffer)
+    {
+        var n = SysRead(_fd, ref MemoryMarshal.GetReference(buffer), (nuint)buffer.Length);
+        if (n > 0) return (int)n;
+        if (n == 0) throw new IOException($"{Path}: the other end hung up");
+        var err = Marshal.GetLastPInvokeError();
+        if (err is EAGAIN or EINTR) return 0;
+        throw new IOException($"{Path}: read failed: {Marshal.GetPInvokeErrorMessage(err)}");
+    }
+
     /// <summary>Writes everything, waiting for room at most <paramref name="timeout"/> at a time.</summary>
     public void Write(ReadOnlySpan<byte> data, TimeSpan timeout)
     {

@@ -30,8 +30,11 @@ public sealed class SerialDeviceEndpoint(string path, int baud) : IConsoleEndpoi
         return Task.FromResult<IConsoleTransport>(new Transport(port, tty));
     }
 
-    private sealed class Transport(SerialPort port, PosixTty tty) : IConsoleTransport
+    private sealed class Transport(SerialPort port, PosixTty tty) : IPollableTransport
     {
+        public bool WaitReadable(int timeoutMs) => tty.WaitReadable(timeoutMs);
+        public int ReadAvailable(Span<byte> buffer) => tty.ReadAvailable(buffer);
+
         private static readonly TimeSpan WriteTimeout = TimeSpan.FromSeconds(5);
 
         // Reads complete synchronously on the pump's thread: no thread hop between the device and the log.

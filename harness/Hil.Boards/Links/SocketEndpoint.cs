@@ -46,8 +46,21 @@ public sealed class SocketEndpoint : IConsoleEndpoint
         }
     }
 
-    private sealed class Transport(Socket socket) : IConsoleTransport
+    private sealed class Transport(Socket socket) : IPollableTransport
     {
+        public bool WaitReadable(int timeoutMs) => socket.Poll(timeoutMs * 1000, SelectMode.SelectRead);
+
+        public int ReadAvailable(Span<byte> buffer)
+        {
+            if (socket.Available == 0)
+            {
+                // Readable with nothing to read is the peer closing the connection.
+                if (socket.Poll(0, SelectMode.SelectRead)) throw new IOException("connection closed by the other end");
+                return 0;
+            }
+            return socket.Receive(buffer, SocketFlags.None);
+        }
+
         public ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct) => socket.ReceiveAsync(buffer, SocketFlags.None, ct);
 
         public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)

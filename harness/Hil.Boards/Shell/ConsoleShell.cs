@@ -387,15 +387,7 @@ public sealed class ConsoleShell
                 continue;
             }
             var wait = probes.Count < 3 ? Min(remaining, probeDue - lastGrowth.Elapsed + TimeSpan.FromMilliseconds(5)) : remaining;
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait);
-            try
-            {
-                await _link.Buffer.WaitBeyondAsync(end, cts.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-            }
+            await _link.WaitForDataAsync(end, wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait, ct).ConfigureAwait(false);
         }
         Stats.Timeouts++;
         _log.Warning("command timed out after {Timeout}: {Command}; interrupting", limit, command);

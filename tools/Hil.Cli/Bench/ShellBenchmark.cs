@@ -49,7 +49,7 @@ public sealed class ShellBenchmark : IBenchmark
     public async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken ct)
     {
         var commands = options.Quick ? 50 : 200;
-        var rounds = options.Quick ? 1 : 5;
+        var rounds = options.Quick ? 1 : 9;
         var dir = Directory.CreateTempSubdirectory("hil-bench-shell-").FullName;
         try
         {
@@ -62,11 +62,14 @@ public sealed class ShellBenchmark : IBenchmark
                 theirs.Add(await TimeExpectAsync(script, commands, ct));
                 ours.Add(await TimeConsoleShellAsync(dir, commands, ct));
             }
+            // The machine is shared (QEMU builds run beside us): rounds alternate and the medians are
+            // compared; the best rounds are shown too.
             var candidate = BenchTiming.Median(ours);
             var baseline = BenchTiming.Median(theirs);
             var row = new BenchRow($"{commands} commands (median of {rounds})", candidate, baseline, "ms", "≤ 1.2");
             return new BenchReport(Name,
-                [row, new BenchRow("per command", candidate / commands, baseline / commands, "ms")],
+                [row, new BenchRow("per command", candidate / commands, baseline / commands, "ms"),
+                 new BenchRow($"{commands} commands (best of {rounds})", ours.Min(), theirs.Min(), "ms")],
                 [$"HilHarness rounds: {string.Join(", ", ours.Select(x => x.ToString("0")))} ms; expect rounds: {string.Join(", ", theirs.Select(x => x.ToString("0")))} ms",
                  "HilHarness also checks every command line and output on the board (two copies each) and keeps a flushed raw + timestamped console log"],
                 row.Ratio <= 1.2);

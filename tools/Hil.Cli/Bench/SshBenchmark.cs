@@ -19,7 +19,7 @@ public sealed class SshBenchmark : IBenchmark
     public async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken ct)
     {
         var commands = options.Quick ? 50 : 200;
-        var rounds = options.Quick ? 1 : 5;
+        var rounds = options.Quick ? 1 : 9;
         await using var sshd = await SshdPeer.StartAsync();
         var dir = Directory.CreateTempSubdirectory("hil-bench-ssh-").FullName;
         try
@@ -42,11 +42,14 @@ public sealed class SshBenchmark : IBenchmark
                 theirs.Add(await TimeOpenSshAsync(baseArgs, sshd.User, commands, ct));
                 ours.Add(await TimeSshLinkAsync(link, commands, ct));
             }
+            // The machine is shared (QEMU builds run beside us): rounds alternate and the medians are
+            // compared; the best rounds are shown too.
             var candidate = BenchTiming.Median(ours);
             var baseline = BenchTiming.Median(theirs);
             var row = new BenchRow($"{commands} commands (median of {rounds})", candidate, baseline, "ms", "≤ 1.0");
             return new BenchReport(Name,
-                [row, new BenchRow("per command", candidate / commands, baseline / commands, "ms")],
+                [row, new BenchRow("per command", candidate / commands, baseline / commands, "ms"),
+                 new BenchRow($"{commands} commands (best of {rounds})", ours.Min(), theirs.Min(), "ms")],
                 [$"HilHarness rounds: {string.Join(", ", ours.Select(x => x.ToString("0")))} ms; OpenSSH rounds: {string.Join(", ", theirs.Select(x => x.ToString("0")))} ms",
                  "both reuse one authenticated connection and check the host key; every output and exit status is verified"],
                 row.Ratio <= 1.0);
