@@ -92,10 +92,25 @@ public static class Yaml
 
 public static class Eventually
 {
-    /// <summary>Waits (up to 10 s) until two byte counts agree: bytes still in flight have arrived.</summary>
+    /// <summary>
+    /// Waits (up to 10 s) until two byte counts agree and stay so for a moment: bytes still in
+    /// flight (the shell's last prompt) have arrived on both sides.
+    /// </summary>
     public static async Task EqualAsync(Func<long> a, Func<long> b, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (a() != b() && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50, ct);
+        var stable = System.Diagnostics.Stopwatch.StartNew();
+        var last = (-1L, -1L);
+        while (clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            var now = (a(), b());
+            if (now != last)
+            {
+                last = now;
+                stable.Restart();
+            }
+            else if (now.Item1 == now.Item2 && stable.Elapsed > TimeSpan.FromMilliseconds(500)) return;
+            await Task.Delay(50, ct);
+        }
     }
 }
