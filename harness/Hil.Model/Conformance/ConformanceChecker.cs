@@ -20,7 +20,7 @@ namespace Hil.Model.Conformance;
 /// </summary>
 public static class ConformanceChecker
 {
-    public const int MaxRestarts = 64;
+    public const int MaxRestarts = 96;
 
     public static ConformanceResult Check(Func<Stream> open, string source, ConformanceOptions? options = null)
     {
@@ -48,14 +48,19 @@ public static class ConformanceChecker
 
 internal enum SeedKind { Running, Asleep }
 
-internal sealed record SeedPlan(IReadOnlyList<(ulong Waiter, SeedKind Kind)> Waiters, int? SysReq)
+/// <summary>Calls in flight when the trace began; DoneCombo picks which of them start with their completion set.</summary>
+internal sealed record SeedPlan(IReadOnlyList<(ulong Waiter, SeedKind Kind)> Waiters, int? SysReq, int DoneCombo = 0)
 {
+    public const int MaxSeedsWithUnknownFlag = 4;
+
     public SeedPlan With(ulong w, SeedKind kind)
     {
         var list = Waiters.Where(x => x.Waiter != w).ToList();
         list.Add((w, kind));
-        return this with { Waiters = list };
+        return this with { Waiters = list, DoneCombo = 0 };
     }
+
+    public int Combos => 1 << Math.Min(Waiters.Count, MaxSeedsWithUnknownFlag);
 }
 
 internal sealed class RestartException(SeedPlan plan) : Exception("restart")
@@ -63,9 +68,14 @@ internal sealed class RestartException(SeedPlan plan) : Exception("restart")
     public SeedPlan Plan { get; } = plan;
 }
 
-internal enum TriggerKind : byte { Arrive, Wake, Final, Smc }
+internal enum TriggerKind : byte { Arrive, Wake, Requeue, Recheck, Final }
 
-internal readonly record struct Pending(int Task, TriggerKind Kind, int Call, bool Sys, long Line);
+/// <summary>A critical section known to have begun (its probe fired) but not yet placed in lock order.
+/// Order/Time: where it most likely ran (the probe's line, or the first line from inside it).</summary>
+internal readonly record struct Pending(int Task, TriggerKind Kind, int Call, bool Sys, long Line, double Time)
+{
+    public long Order { get; init; } = Line;
+}
 
 internal sealed class TaskInfo
 {
@@ -84,19 +94,49 @@ internal sealed class TaskInfo
     public bool Idle => Call < 0 && ExpectComplete.Count == 0 && !CloseSys;
 }
 
+/// <summary>What one history counted (kept per history: a backtrack must not count twice).</summary>
+internal sealed class HistoryStats
+{
+    public long Calls, SysCalls, Blocks, Refusals, Wakeups, Absorbed, Lost, Reorderings, CounterMismatches, IgnoredSmc;
+    public int MaxIn, MaxNormal, MaxSys, MaxNormalWhileSys = -1;
+    public HistoryStats Clone() => (HistoryStats)MemberwiseClone();
+}
+
 /// <summary>One possible history of the driver given the lines read so far.</summary>
 internal sealed class Hypothesis
 {
+    public HistoryStats Stats = new();
     public DriverState D = null!;
     public Dictionary<int, TaskInfo> Tasks = [];
     public Dictionary<ulong, int> CallOfWaiter = [];
     public ulong[] WaiterOf = new ulong[8];
     public long[] LineOf = new long[8];
+    public int[] TaskOf = new int[8];
     public Stack<int> FreeIds = new();
     public int NextId;
     public List<Pending> Pending = [];
     public Dictionary<string, int> Sessions = [];
     public string? FailReason;
+    /// <summary>(free, sys_req) after each of the last critical sections: what an unlocked read may still see.</summary>
+    public (int Free, int SysReq)[] Recent = new (int, int)[4];
+    public int RecentCount;
+
+    public void NoteCounters()
+    {
+        Recent[RecentCount++ % Recent.Length] = (D.Free, D.SysReqCount);
+    }
+
+    /// <summary>
+    /// A counter read before the lock (an entry probe) sees the value after some recent critical
+    /// section, not necessarily the last one: another CPU's store may not be visible yet.
+    /// </summary>
+    public bool CountersPlausible(int free, int sysReq)
+    {
+        bool Match((int F, int S) v) => (free < 0 || v.F == free) && (sysReq < 0 || v.S == sysReq);
+        if (Match((D.Free, D.SysReqCount))) return true;
+        for (var i = 0; i < Math.Min(RecentCount, Recent.Length); i++) if (Match(Recent[i])) return true;
+        return false;
+    }
 
     public Hypothesis Clone()
     {
@@ -106,10 +146,14 @@ internal sealed class Hypothesis
             CallOfWaiter = new Dictionary<ulong, int>(CallOfWaiter),
             WaiterOf = (ulong[])WaiterOf.Clone(),
             LineOf = (long[])LineOf.Clone(),
+            TaskOf = (int[])TaskOf.Clone(),
             FreeIds = new Stack<int>(FreeIds.Reverse()),
             NextId = NextId,
             Pending = [.. Pending],
             Sessions = new Dictionary<string, int>(Sessions),
+            Recent = ((int, int)[])Recent.Clone(),
+            RecentCount = RecentCount,
+            Stats = Stats.Clone(),
         };
         foreach (var (k, v) in Tasks) h.Tasks[k] = v.Clone();
         return h;
@@ -121,7 +165,7 @@ internal sealed class Hypothesis
         return t;
     }
 
-    public int Allocate(ulong w, long line)
+    public int Allocate(ulong w, long line, int task)
     {
         var id = FreeIds.Count > 0 ? FreeIds.Pop() : NextId++;
         D.EnsureCall(id);
@@ -129,9 +173,11 @@ internal sealed class Hypothesis
         {
             Array.Resize(ref WaiterOf, Math.Max(id + 1, WaiterOf.Length * 2));
             Array.Resize(ref LineOf, WaiterOf.Length);
+            Array.Resize(ref TaskOf, WaiterOf.Length);
         }
         WaiterOf[id] = w;
         LineOf[id] = line;
+        TaskOf[id] = task;
         CallOfWaiter[w] = id;
         return id;
     }
@@ -168,43 +214,240 @@ internal sealed class Hypothesis
 
 internal sealed class CheckRun(TraceReader reader, string source, ConformanceOptions options, SeedPlan seeds, Stopwatch sw)
 {
-    private List<Hypothesis> _hyps = [];
+    private Hypothesis _current = null!;
+    // Lines are judged in line order (probe order taken as lock order), in place. When a line cannot
+    // be explained, the state from a checkpoint before it is replayed with every order of racing
+    // critical sections open (depth first, line order first) — over a short stretch first, longer
+    // ones if needed. Checkpoints and lines are kept for the longest stretch.
+    private readonly List<TraceEvent> _window = [];
+    private long _windowStart;
+    private readonly List<(long Index, Hypothesis State)> _checkpoints = [];
+    private const int CheckpointEvery = 256;
+    private long _backtracks;
+    private long _replayBudget;
+    private (long Index, string Reason, string State, TraceEvent Event) _furthest = (-1, "", "", default);
+
+    private sealed record ChoicePoint(long Index, Queue<Hypothesis> Alternatives);
+
     private readonly List<Effect> _fx = [];
     private readonly TraceEvent[] _recent = new TraceEvent[8];   // formatted only when a divergence is reported
     private long _recentCount;
     private int _seenMask;   // bit per TraceKind met so far
     private IReadOnlySet<TraceKind>? _declared;
     private bool _registerSeen;
-    private int _maxHyps = 1;
     private readonly List<string> _notes = [];
-    private long _events, _calls, _sysCalls, _blocks, _refusals, _wakeups, _absorbed, _ignoredSmc, _reorderings;
+    private long _events;
     private readonly HashSet<ulong> _introduced = [];
-    private int _maxIn, _maxNormal, _maxSys, _maxNormalWhileSys = -1;
-    private bool _pruned;
     private Policy _policy = null!;
     private int _threads, _total;
 
     public ConformanceResult Execute()
     {
-        var e = new TraceEvent();
-        var any = reader.Next(ref e);
-        Configure(any ? e : (TraceEvent?)null);
-        if (any)
-        {
-            do
-            {
-                _events++;
-                if ((_events & 0xFFFF) == 0) options.Progress?.Invoke(_events);
-                Remember(e);
-                var div = Process(in e);
-                if (div is not null) return Result(false, div);
-            } while (reader.Next(ref e));
-        }
-        var end = Finish();
-        return Result(end is null, end);
+        var any = Fill();
+        _current = Configure(any ? _ahead.Peek() : (TraceEvent?)null);
+        if (Run()) return Result(true, null);
+        RestartIfWaitersPredateTheTrace();
+        // A call in flight at the start may have held a wake-up already: try the next combination.
+        if (seeds.DoneCombo + 1 < seeds.Combos) throw new RestartException(seeds with { DoneCombo = seeds.DoneCombo + 1 });
+        return Result(false, FurthestDivergence());
     }
 
-    private void Configure(TraceEvent? first)
+    private bool Run()
+    {
+        while (_ahead.Count > 0)
+        {
+            var e = _ahead.Dequeue();
+            Fill();
+            var index = _events++;
+            if ((_events & 0xFFFF) == 0) options.Progress?.Invoke(_events);
+            Remember(e);
+            _window.Add(e);
+            if (index % CheckpointEvery == 0) _checkpoints.Add((index, _current.Clone()));
+            if (!Advance(in e, index) && !Repair(index)) return false;
+            Trim(index);
+        }
+        return Finish();
+    }
+
+    // Lines read ahead: lets a trigger see its task's next line (bounded, so memory stays flat).
+    private readonly Queue<TraceEvent> _ahead = new();
+    private const int Lookahead = 4096;
+    private bool _eof;
+
+    private bool Fill()
+    {
+        var e = new TraceEvent();
+        while (!_eof && _ahead.Count < Lookahead)
+        {
+            if (reader.Next(ref e)) _ahead.Enqueue(e);
+            else _eof = true;
+        }
+        return _ahead.Count > 0;
+    }
+
+    /// <summary>The next line of a task among the lines read ahead, if there is one.</summary>
+    private TraceEvent? NextLineOfTask(int task)
+    {
+        foreach (var a in _ahead)
+            if (a.Task == task) return a;
+        return null;
+    }
+
+    /// <summary>One line on the current history in line order, in place; false when it cannot be explained there.</summary>
+    private bool Advance(in TraceEvent e, long index)
+    {
+        if (e.Kind == TraceKind.Mark) return true;
+        if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
+        ForceStale(_current, e.Time);
+        var h = _current;
+        while (h.FailReason is null && h.PendingIndexOf(e.Task) >= 0) ApplyAt(h, EarliestHead(h));
+        if (h.FailReason is null) Handle(h, in e);
+        if (h.FailReason is not null) return Failed(in e, index, h.FailReason, h);
+        Observe(h);
+        return true;
+    }
+
+    /// <summary>The pending step that comes first: per task only its first step can run; among those, the lowest order.</summary>
+    private static int EarliestHead(Hypothesis h)
+    {
+        int best = -1;
+        for (var i = 0; i < h.Pending.Count; i++)
+        {
+            var p = h.Pending[i];
+            var first = true;
+            for (var j = 0; j < i; j++) if (h.Pending[j].Task == p.Task) { first = false; break; }
+            if (!first) continue;
+            if (best < 0 || p.Order < h.Pending[best].Order) best = i;
+        }
+        return best;
+    }
+
+    private bool Failed(in TraceEvent e, long index, string reason, Hypothesis state)
+    {
+        if (index >= _furthest.Index) _furthest = (index, reason, state.D.Describe(state.Name), e);
+        return false;
+    }
+
+    /// <summary>
+    /// Line <paramref name="fail"/> cannot be explained in line order: replay from a checkpoint some
+    /// lines back with every order of racing critical sections open, over longer stretches if needed.
+    /// </summary>
+    private bool Repair(long fail, bool toTheEnd = false)
+    {
+        _replayBudget = options.BacktrackEvents * 200L;
+        foreach (var stretch in new[] { 256, 1024, options.BacktrackEvents })
+        {
+            var cp = _checkpoints.LastOrDefault(x => x.Index <= Math.Max(_windowStart, fail - stretch));
+            if (cp.State is null) cp = _checkpoints.FirstOrDefault();
+            if (cp.State is null || cp.Index < _windowStart) continue;
+            if (Search(cp, fail, toTheEnd)) return true;
+            if (_replayBudget <= 0) break;
+        }
+        if (_replayBudget <= 0) _notes.Add($"the search for an order of racing critical sections was cut after {options.BacktrackEvents * 200L:N0} replayed lines");
+        return false;
+    }
+
+    /// <summary>Depth first from a checkpoint through line <paramref name="fail"/>, line order first at every line.</summary>
+    private bool Search((long Index, Hypothesis State) from, long fail, bool toTheEnd)
+    {
+        var choices = new List<ChoicePoint>();
+        var keep = _checkpoints.FindLastIndex(x => x.Index <= from.Index);
+        _checkpoints.RemoveRange(keep + 1, _checkpoints.Count - keep - 1);
+        _current = from.State.Clone();
+        var j = from.Index;
+        while (true)
+        {
+            if (j > fail)
+            {
+                // At the end of the trace the triggers still pending must also be placeable.
+                if (!toTheEnd || CanFinish(_current)) return true;
+                if (!NextChoice(choices, ref j)) return false;
+                continue;
+            }
+            if (--_replayBudget < 0) return false;
+            if (j > from.Index && j % CheckpointEvery == 0)
+            {
+                _checkpoints.RemoveAll(x => x.Index >= j);
+                _checkpoints.Add((j, _current.Clone()));
+            }
+            var e = _window[(int)(j - _windowStart)];
+            var survivors = AllOrders(in e, j);
+            if (survivors.Count == 0)
+            {
+                if (!NextChoice(choices, ref j)) return false;
+                continue;
+            }
+            _current = survivors[0];
+            if (survivors.Count > 1) choices.Add(new ChoicePoint(j, new Queue<Hypothesis>(survivors.Skip(1))));
+            j++;
+        }
+    }
+
+    private bool NextChoice(List<ChoicePoint> choices, ref long j)
+    {
+        while (choices.Count > 0 && choices[^1].Alternatives.Count == 0) choices.RemoveAt(choices.Count - 1);
+        if (choices.Count == 0) return false;
+        var cp = choices[^1];
+        _current = cp.Alternatives.Dequeue();
+        _current.Stats.Reorderings++;
+        _backtracks++;
+        j = cp.Index + 1;
+        return true;
+    }
+
+    private bool CanFinish(Hypothesis h)
+    {
+        var done = h.Clone();
+        while (done.Pending.Count > 0 && done.FailReason is null) ApplyAt(done, EarliestHead(done));
+        return done.FailReason is null;
+    }
+
+    /// <summary>Every order of the line's task's pending critical sections (with other tasks' before them) that explains it; line order first.</summary>
+    private List<Hypothesis> AllOrders(in TraceEvent e, long index)
+    {
+        var survivors = new List<Hypothesis>(2);
+        if (e.Kind == TraceKind.Mark) { survivors.Add(_current); return survivors; }
+        if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
+        var start = _current.Clone();
+        ForceStale(start, e.Time);
+        if (start.FailReason is not null) { Failed(in e, index, start.FailReason, start); return survivors; }
+        string? reason = null;
+        var lineOrderFailed = false;
+        var first = true;
+        foreach (var b in Expand(start, e.Task, readsCounters: false))
+        {
+            if (b.FailReason is null) Handle(b, in e);
+            if (b.FailReason is null) { Observe(b); survivors.Add(b); }
+            else { reason ??= b.FailReason; if (first) lineOrderFailed = true; }
+            first = false;
+        }
+        if (survivors.Count == 0) Failed(in e, index, reason ?? "no order of racing critical sections explains this line", start);
+        else if (lineOrderFailed) survivors[0].Stats.Reorderings++;
+        return survivors;
+    }
+
+    /// <summary>Checkpoints and lines older than the longest stretch a repair may replay are dropped.</summary>
+    private void Trim(long index)
+    {
+        var oldest = index - options.BacktrackEvents;
+        var keepCp = _checkpoints.FindLastIndex(cp => cp.Index <= oldest);
+        if (keepCp > 0) _checkpoints.RemoveRange(0, keepCp);
+        var keepFrom = _checkpoints.Count > 0 ? _checkpoints[0].Index : index + 1;
+        var remove = (int)Math.Min(_window.Count, Math.Max(0, keepFrom - _windowStart));
+        if (remove > 1024)
+        {
+            _window.RemoveRange(0, remove);
+            _windowStart += remove;
+        }
+    }
+
+    private Divergence FurthestDivergence()
+    {
+        var (_, reason, state, e) = _furthest;
+        return new Divergence(e.Line, e.Time, reader.TaskName(e.Task), Describe(e), reason, state, RecentBefore());
+    }
+
+    private Hypothesis Configure(TraceEvent? first)
     {
         var h = reader.Header;
         _declared = h?.Probes;
@@ -218,20 +461,25 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             throw new TraceFormatException(source, 1, "threads", "unknown: put \"threads\" in the header line or pass --threads");
         // The header's count is the board driver's; a policy forced from outside brings its own rule.
         _total = options.DriverThreads ?? (options.Policy is null ? h?.DriverThreads : null) ?? _policy.DriverTotalFor(_threads);
-        var root = new Hypothesis { D = new DriverState(_policy, _threads, _total) };
-        root.D.SeedSystemSessions(seeds.SysReq ?? h?.SysReq ?? 0);
-        foreach (var (w, kind) in seeds.Waiters)
+        // A call in flight when the trace began may already hold a wake-up (absorbed earlier): its
+        // completion flag is unknown; seeds.DoneCombo says which start with it set (tried in turn).
+        var hyp = new Hypothesis { D = new DriverState(_policy, _threads, _total) };
+        hyp.D.SeedSystemSessions(seeds.SysReq ?? h?.SysReq ?? 0);
+        for (var i = 0; i < seeds.Waiters.Count; i++)
         {
+            var (w, kind) = seeds.Waiters[i];
             _introduced.Add(w);
-            var call = root.Allocate(w, 0);
-            root.D.Seed(call, false, kind == SeedKind.Running ? CallPhase.InSecure
-                : _total > 0 ? CallPhase.QueuedAsleep : CallPhase.RefusedAsleep);
+            var call = hyp.Allocate(w, 0, -1);
+            hyp.D.Seed(call, false, kind == SeedKind.Running ? CallPhase.InSecure
+                : _total > 0 ? CallPhase.QueuedAsleep : CallPhase.RefusedAsleep,
+                done: i < SeedPlan.MaxSeedsWithUnknownFlag && (seeds.DoneCombo & (1 << i)) != 0);
         }
+        hyp.NoteCounters();
         if (seeds.Waiters.Count > 0)
             _notes.Add($"{seeds.Waiters.Count} call(s) were already in flight when the trace began; placed at the head of the list");
         if (seeds.SysReq is { } sr && h?.SysReq is null)
             _notes.Add($"{sr} system session(s) were registered before the trace began (from the first counters)");
-        _hyps = [root];
+        return hyp;
     }
 
     private bool Probed(TraceKind k) => _declared?.Contains(k) ?? (_seenMask & (1 << (int)k)) != 0;
@@ -255,41 +503,6 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         return s;
     }
 
-    // ---- one line -----------------------------------------------------------------------------
-
-    private Divergence? Process(in TraceEvent e)
-    {
-        if (e.Kind == TraceKind.Mark) return null;
-        if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
-        var next = new List<Hypothesis>(_hyps.Count);
-        string? reason = null;
-        var canonicalFailed = false;
-        foreach (var h in _hyps)
-        {
-            foreach (var b in Expand(h, e.Task, OthersMayMatter(e)))
-            {
-                if (b.FailReason is null) Handle(b, in e);
-                if (b.FailReason is null) next.Add(b);
-                else
-                {
-                    reason ??= b.FailReason;
-                    if (next.Count == 0) canonicalFailed = true;
-                }
-            }
-        }
-        if (next.Count > 0 && canonicalFailed) _reorderings++;
-        if (next.Count == 0)
-        {
-            RestartIfWaitersPredateTheTrace();
-            var canonical = _hyps[0];
-            return new Divergence(e.Line, e.Time, reader.TaskName(e.Task), Describe(e), reason ?? "no history of the model explains this line",
-                canonical.D.Describe(canonical.Name), RecentBefore());
-        }
-        _hyps = Merge(next);
-        Observe(_hyps[0]);
-        return null;
-    }
-
     /// <summary>
     /// Before calling a divergence, read on: a waiter that shows up later without a wait_init was
     /// in flight from the start, and the check starts over with it in place.
@@ -297,78 +510,90 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private void RestartIfWaitersPredateTheTrace()
     {
         var plan = seeds;
-        var e = new TraceEvent();
-        while (reader.Next(ref e))
+        void Look(TraceEvent e)
         {
-            if (!e.HasWaiter || e.Kind == TraceKind.Header) continue;
-            if (e.Kind == TraceKind.WaitInit) { _introduced.Add(e.Waiter); continue; }
-            if (_introduced.Contains(e.Waiter) || plan.Waiters.Any(x => x.Waiter == e.Waiter)) continue;
+            if (!e.HasWaiter || e.Kind == TraceKind.Header) return;
+            if (e.Kind == TraceKind.WaitInit) { _introduced.Add(e.Waiter); return; }
+            if (_introduced.Contains(e.Waiter) || plan.Waiters.Any(x => x.Waiter == e.Waiter)) return;
             plan = plan.With(e.Waiter, e.Kind is TraceKind.Woken or TraceKind.Block ? SeedKind.Asleep : SeedKind.Running);
             _introduced.Add(e.Waiter);
         }
+        foreach (var a in _ahead) Look(a);
+        var ev = new TraceEvent();
+        while (reader.Next(ref ev)) Look(ev);
         if (plan != seeds) throw new RestartException(plan);
     }
 
-    /// <summary>Counters and completion flags read before the lock may reflect other tasks' pending critical sections.</summary>
-    private static bool OthersMayMatter(in TraceEvent e) =>
-        e.Free >= 0 || e.SysReq >= 0 || e.Done >= 0 || e.Kind is TraceKind.Complete or TraceKind.Woken;
-
     /// <summary>
-    /// The hypotheses that follow from applying this task's pending trigger (and, where the line
-    /// could depend on them, any ordered subset of other tasks' pending triggers before it).
-    /// The first one keeps line order: probe order taken as lock order.
+    /// Resolves the line's task: every pending step of that task is applied (in its order), and any
+    /// prefix of other tasks' pending steps may run before or between them — their probes fired
+    /// earlier, so their critical sections may have come first. The search is bounded and merges
+    /// equal states; the first result keeps line order (probe order taken as lock order).
     /// </summary>
-    private IEnumerable<Hypothesis> Expand(Hypothesis h, int task, bool others)
+    /// <summary>
+    /// A probe fires just before its critical section: a trigger older than the window has certainly
+    /// run by now. Placing it (in line order) keeps the number of open orders small.
+    /// </summary>
+    private void ForceStale(Hypothesis h, double now)
     {
-        var own = h.PendingIndexOf(task);
-        var otherCount = h.Pending.Count - (own >= 0 ? 1 : 0);
-        if (own < 0 && (!others || otherCount == 0)) { yield return h; yield break; }
-        if (otherCount == 0)
-        {
-            ApplyAt(h, own);
-            yield return h;
-            yield break;
-        }
-        var otherIdx = Enumerable.Range(0, h.Pending.Count).Where(i => i != own).ToList();
-        // Line order first: the others probed before this task's trigger run before it, the rest stay pending.
-        var ownLine = own >= 0 ? h.Pending[own].Line : long.MaxValue;
-        var lineOrder = otherIdx.Where(i => h.Pending[i].Line < ownLine).ToList();
-        foreach (var order in OrderedSubsets(otherIdx).Where(o => !o.SequenceEqual(lineOrder)).Prepend(lineOrder))
-        {
-            var b = h.Clone();
-            var chosen = order.Select(i => b.Pending[i]).ToList();
-            var ownP = own >= 0 ? b.Pending[own] : (Pending?)null;
-            foreach (var p in chosen)
-            {
-                if (b.FailReason is not null) break;
-                b.Pending.Remove(p);
-                Apply(b, p);
-            }
-            if (b.FailReason is null && ownP is { } op)
-            {
-                b.Pending.Remove(op);
-                Apply(b, op);
-            }
-            yield return b;
-        }
+        var window = options.RaceWindow.TotalSeconds;
+        while (h.FailReason is null && h.Pending.Count > 0 && h.Pending[0].Time < now - window) ApplyAt(h, 0);
     }
 
-    private static IEnumerable<List<int>> OrderedSubsets(List<int> items)
+    private static bool ReadsCounters(in TraceEvent e) => e.Free >= 0 || e.SysReq >= 0 || e.Done >= 0;
+
+    private List<Hypothesis> Expand(Hypothesis h, int task, bool readsCounters)
     {
-        yield return [.. items];
-        var all = new List<List<int>>();
-        void Rec(List<int> prefix, List<int> rest)
+        var own = h.PendingIndexOf(task);
+        var others = h.Pending.Any(p => p.Task != task);
+        if (!others || (own < 0 && !readsCounters))
         {
-            if (prefix.Count < items.Count) all.Add([.. prefix]);
-            foreach (var x in rest)
-            {
-                prefix.Add(x);
-                Rec(prefix, rest.Where(y => y != x).ToList());
-                prefix.RemoveAt(prefix.Count - 1);
-            }
+            while (h.FailReason is null && h.PendingIndexOf(task) is var i and >= 0) ApplyAt(h, i);
+            return [h];
         }
-        Rec([], items);
-        foreach (var o in all.Where(o => !o.SequenceEqual(items))) yield return o;
+        var results = new List<Hypothesis>();
+        var seen = new HashSet<string>();
+        var budget = SearchBudget;
+        Search(h, task, readsCounters, results, seen, ref budget);
+        if (budget <= 0 && !_searchCapped)
+        {
+            _searchCapped = true;
+            _notes.Add($"more than {SearchBudget} orders of racing critical sections at one line; the search was cut there");
+        }
+        return results;
+    }
+
+    private const int SearchBudget = 4000;
+    private bool _searchCapped;
+
+    /// <param name="readsCounters">The line read shared counters before any lock: others' pending
+    /// critical sections may already be in what it read, so they may run first even when this task has
+    /// nothing pending.</param>
+    private void Search(Hypothesis cur, int task, bool readsCounters, List<Hypothesis> results, HashSet<string> seen, ref int budget)
+    {
+        if (--budget < 0) return;
+        if (cur.FailReason is not null) { results.Add(cur); return; }
+        var ownLeft = cur.PendingIndexOf(task) >= 0;
+        if (!ownLeft && !seen.Add(cur.Key())) return;
+        if (!ownLeft) results.Add(cur);
+        // Next step of each task with pending steps, in line order (the canonical choice first).
+        var heads = new List<int>();
+        var tasks = new HashSet<int>();
+        for (var i = 0; i < cur.Pending.Count; i++)
+            if (tasks.Add(cur.Pending[i].Task)) heads.Add(i);
+        // Line order, except that a wait_final whose wake-ups show as complete lines is placed at the
+        // first of them: those lines come from inside its critical section, the probe from before the
+        // lock (a task can be preempted in between for a long time).
+        heads.Sort((a, b) => cur.Pending[a].Order.CompareTo(cur.Pending[b].Order));
+        // Once this task is resolved, other tasks' steps stay pending (they are placed when needed),
+        // unless the line read counters that may already include them.
+        if (!ownLeft && !readsCounters) return;
+        foreach (var i in heads)
+        {
+            var next = cur.Clone();
+            ApplyAt(next, i);
+            Search(next, task, readsCounters, results, seen, ref budget);
+        }
     }
 
     private void ApplyAt(Hypothesis h, int index)
@@ -378,22 +603,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         Apply(h, p);
     }
 
-    private List<Hypothesis> Merge(List<Hypothesis> hyps)
-    {
-        if (hyps.Count == 1) return hyps;
-        var seen = new HashSet<string>();
-        var merged = hyps.Where(h => seen.Add(h.Key())).ToList();
-        if (merged.Count > options.MaxHypotheses)
-        {
-            if (!_pruned) _notes.Add($"more than {options.MaxHypotheses} orderings of racing probes were possible at once; kept the first {options.MaxHypotheses}");
-            _pruned = true;
-            merged = merged.Take(options.MaxHypotheses).ToList();
-        }
-        _maxHyps = Math.Max(_maxHyps, merged.Count);
-        return merged;
-    }
-
-    private void Fail(Hypothesis h, string reason) => h.FailReason ??= reason;
+    private static void Fail(Hypothesis h, string reason) => h.FailReason ??= reason;
 
     // ---- applying a trigger (one critical section) -----------------------------------------------
 
@@ -418,11 +628,16 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                     }
                     d.Wake(p.Call, _fx);
                     break;
-                case TriggerKind.Smc:
-                    d.Smc(p.Call, _fx);
+                case TriggerKind.Requeue:
+                    d.Requeue(p.Call, _fx);
+                    foreach (var fx in _fx) if (fx.Kind == EffectKind.WakeupLost) h.Stats.Lost++;
+                    break;
+                case TriggerKind.Recheck:
+                    // Only a caller that slept for a slot re-checks; a refused one went back to its SMC.
+                    if (d.Phase(p.Call) == CallPhase.Rechecking) d.Recheck(p.Call, _fx);
                     break;
                 case TriggerKind.Final:
-                    if (d.Phase(p.Call) == CallPhase.Admitted) d.Smc(p.Call, _fx);   // no SMC probes: the call ran
+                    if (d.Phase(p.Call) == CallPhase.Admitted) d.SmcObserved(p.Call, true, _fx);   // no SMC probes: the call ran
                     if (d.Phase(p.Call) == CallPhase.RefusedAsleep)
                     {
                         Fail(h, $"{h.Name(p.Call)} was refused a secure thread and never retried, yet it ends");
@@ -446,12 +661,17 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                             if (fx.Kind is EffectKind.Woken or EffectKind.Absorbed) t.ExpectComplete.Enqueue(fx.Subject);
                     foreach (var fx in _fx)
                     {
-                        if (fx.Kind is EffectKind.Woken or EffectKind.Absorbed) _wakeups++;
-                        if (fx.Kind is EffectKind.Absorbed) _absorbed++;
+                        if (fx.Kind is EffectKind.Woken or EffectKind.Absorbed) h.Stats.Wakeups++;
+                        if (fx.Kind is EffectKind.Absorbed) h.Stats.Absorbed++;
+                        // The sleeper may return from wait_for_completion any time from now, even before
+                        // its own woken probe fires (its vCPU can be preempted in between). Usually it is
+                        // later, so this step is placed last unless a line needs it earlier.
+                        if (fx.Kind is EffectKind.Woken && h.TaskOf[fx.Subject] is var wt and >= 0)
+                            h.Pending.Add(new Pending(wt, TriggerKind.Wake, fx.Subject, d.IsSys(fx.Subject), p.Line, double.MaxValue) { Order = long.MaxValue });
                     }
                     t.Call = -1;
                     h.Release(p.Call);
-                    if (t.Idle) h.Tasks.Remove(p.Task);
+                    // The TaskInfo stays: a task usually calls again soon, and allocating one per call costs more than it saves.
                     break;
             }
         }
@@ -460,6 +680,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             Fail(h, ex.Message);
             return;
         }
+        h.NoteCounters();
         foreach (var fx in _fx)
             if (fx.Kind == EffectKind.InvariantBroken) Fail(h, $"model invariant broken: {fx.Detail}");
     }
@@ -484,17 +705,17 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if (!CheckLeftovers(h, t)) return;
                 if (h.CallOfWaiter.TryGetValue(e.Waiter, out var other)) { Fail(h, $"waiter address {e.Waiter:x} is already in flight ({h.Name(other)})"); return; }
                 if (e.Total >= 0 && e.Total != d.Total) { Fail(h, $"the driver counts {e.Total} thread(s); the model was given {d.Total} (policy {d.Policy.Name}, {d.SecureThreads} secure threads)"); return; }
-                if (e.SysReq >= 0 && e.SysReq != d.SysReqCount)
-                {
-                    if (!_registerSeen && seeds.SysReq is null && h.Pending.Count == 0) throw new RestartException(seeds with { SysReq = e.SysReq });
-                    Fail(h, $"sys_thread_req_count is {d.SysReqCount} in the model, {e.SysReq} on the board"); return;
-                }
-                if (e.Free >= 0 && d.Total > 0 && e.Free != d.Free) { Fail(h, $"free_thread_count is {d.Free} in the model, {e.Free} on the board"); return; }
-                var call = h.Allocate(e.Waiter, e.Line);
+                if (e.SysReq >= 0 && e.SysReq != d.SysReqCount && !_registerSeen && seeds.SysReq is null && h.Pending.Count == 0)
+                    throw new RestartException(seeds with { SysReq = e.SysReq });
+                // Counters are read before the lock, and under emulation a vCPU can be preempted between
+                // the event's timestamp and the read: a value may be older or newer than the line's
+                // place. They are compared and counted, not used to reject a history.
+                if (!h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq)) h.Stats.CounterMismatches++;
+                var call = h.Allocate(e.Waiter, e.Line, e.Task);
                 t.Call = call;
-                h.Pending.Add(new Pending(e.Task, TriggerKind.Arrive, call, e.Sys == 1, e.Line));
-                _calls++;
-                if (e.Sys == 1) _sysCalls++;
+                h.Pending.Add(new Pending(e.Task, TriggerKind.Arrive, call, e.Sys == 1, e.Line, e.Time));
+                h.Stats.Calls++;
+                if (e.Sys == 1) h.Stats.SysCalls++;
                 return;
             }
             case TraceKind.Admitted:
@@ -508,36 +729,49 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             case TraceKind.Block:
             {
                 var call = Known(h, e.Waiter, SeedKind.Asleep);
-                Attach(h, t!, call);
+                Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null) return;
                 var ph = d.Phase(call);
                 if (ph == CallPhase.Admitted)
                 {
-                    _fx.Clear();
-                    d.Smc(call, _fx);   // no SMC probes: a sleep after admission means the SMC was refused
-                    if (d.Phase(call) != CallPhase.RefusedAsleep)
+                    if (Probed(TraceKind.SmcEnd))
                     {
-                        Fail(h, $"{h.Name(call)} was admitted and the secure world has a free thread ({d.SecureFree} of {d.SecureThreads}); the trace shows it sleeping");
+                        Fail(h, $"{h.Name(call)} was admitted and no SMC of it was refused; the trace shows it sleeping");
                         return;
                     }
-                    _refusals++;
+                    _fx.Clear();
+                    d.SmcObserved(call, false, _fx);   // no SMC probes: a sleep after admission means the SMC was refused
+                    h.Stats.Refusals++;
                     ph = d.Phase(call);
                 }
-                if (!ph.IsAsleep()) { Fail(h, $"{h.Name(call)} is {ph.Label()} (admitted at free={d.Free}); the trace shows it sleeping"); return; }
-                _blocks++;
+                // Waking: its completion was already set, so wait_for_completion returns at once.
+                if (!ph.IsAsleep() && ph is not (CallPhase.Waking or CallPhase.WakingRefused))
+                {
+                    Fail(h, $"{h.Name(call)} is {ph.Label()} (admitted at free={d.Free}); the trace shows it sleeping");
+                    return;
+                }
+                h.Stats.Blocks++;
                 return;
             }
             case TraceKind.Woken:
             {
                 var call = Known(h, e.Waiter, SeedKind.Asleep);
-                Attach(h, t!, call);
+                Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null) return;
-                h.Pending.Add(new Pending(e.Task, TriggerKind.Wake, call, d.IsSys(call), e.Line));
+                // Returned from wait_for_completion (possibly well before this probe: the wake step was
+                // queued when the wake-up was delivered); the move to the tail and the re-check are two
+                // more critical sections with no probe of their own: they follow before the task's next line.
+                var wakeQueued = h.Pending.Any(p => p.Call == call && p.Kind == TriggerKind.Wake);
+                if (!wakeQueued && !d.Phase(call).IsWaking())
+                    h.Pending.Add(new Pending(e.Task, TriggerKind.Wake, call, d.IsSys(call), e.Line, e.Time));
+                h.Pending.Add(new Pending(e.Task, TriggerKind.Requeue, call, d.IsSys(call), e.Line, e.Time));
+                h.Pending.Add(new Pending(e.Task, TriggerKind.Recheck, call, d.IsSys(call), e.Line, e.Time));
                 return;
             }
             case TraceKind.Complete:
             {
                 var target = Known(h, e.Waiter, SeedKind.Running);
+                if (h.FailReason is not null) return;
                 if (t!.ExpectComplete.Count == 0)
                 {
                     Fail(h, $"the model has no wake-up to hand out here ({WhyNoWake(h)}); the trace shows {h.Name(target)} completed");
@@ -551,48 +785,49 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             case TraceKind.Final:
             {
                 var call = Known(h, e.Waiter, SeedKind.Running);
-                Attach(h, t!, call);
+                Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null || !CheckLeftovers(h, t!)) return;
-                if (e.Done >= 0 && (e.Done == 1) != d.IsDone(call))
-                {
-                    Fail(h, $"{h.Name(call)}'s completion is {(d.IsDone(call) ? "done (it absorbed a wake-up)" : "not done")} in the model; the board reads done={e.Done}");
-                    return;
-                }
-                if (e.SysReq >= 0 && e.SysReq != d.SysReqCount) { Fail(h, $"sys_thread_req_count is {d.SysReqCount} in the model, {e.SysReq} on the board"); return; }
-                h.Pending.Add(new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line));
+                if ((e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) || !h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq))
+                    h.Stats.CounterMismatches++;
+                var final = new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line, e.Time);
+                if (NextLineOfTask(e.Task) is { Kind: TraceKind.Complete } inside)
+                    final = final with { Order = inside.Line, Time = inside.Time };
+                h.Pending.Add(final);
                 return;
             }
             case TraceKind.SmcBegin:
             {
-                if (e.Smc == SmcCall.Fast || t!.Call < 0) { _ignoredSmc++; return; }
+                if (e.Smc == SmcCall.Fast || t!.Call < 0) { h.Stats.IgnoredSmc++; return; }
                 var ph = d.Phase(t.Call);
                 if (e.Smc == SmcCall.RpcReturn)
                 {
                     if (ph != CallPhase.InSecure) Fail(h, $"{h.Name(t.Call)} returns from an RPC but is {ph.Label()} in the model");
                     return;
                 }
-                if (ph != CallPhase.Admitted) { Fail(h, $"{h.Name(t.Call)} issues an SMC but is {ph.Label()}: {WhyBlocked(h, t.Call)}"); return; }
-                _fx.Clear();
-                d.Smc(t.Call, _fx);
-                if (d.Phase(t.Call) == CallPhase.RefusedAsleep) _refusals++;
+                if (ph != CallPhase.Admitted) Fail(h, $"{h.Name(t.Call)} issues an SMC but is {ph.Label()}: {WhyBlocked(h, t.Call)}");
                 return;
             }
             case TraceKind.SmcEnd:
             {
-                if (t!.Call < 0) { _ignoredSmc++; return; }
+                // The secure world's answer is the board's: the tracepoints bracket the SMC, so which
+                // of two racing SMCs got the last thread cannot be told; what the driver does next is judged.
+                if (t!.Call < 0) { h.Stats.IgnoredSmc++; return; }
                 var ph = d.Phase(t.Call);
+                _fx.Clear();
                 switch (e.Result)
                 {
                     case SmcResult.ThreadLimit:
-                        if (ph != CallPhase.RefusedAsleep)
-                            Fail(h, $"the secure world has a free thread for {h.Name(t.Call)} ({d.SecureFree} of {d.SecureThreads} free before it); the trace shows {d.Policy.Refusal}");
+                        if (ph != CallPhase.Admitted) { Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows its SMC refused"); return; }
+                        d.SmcObserved(t.Call, false, _fx);
+                        h.Stats.Refusals++;
                         return;
                     case SmcResult.Rpc:
-                        if (ph != CallPhase.InSecure) Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows it in the secure world (RPC)");
+                        if (ph == CallPhase.Admitted) d.SmcObserved(t.Call, true, _fx);
+                        else if (ph != CallPhase.InSecure) Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows it in the secure world (RPC)");
                         return;
                     default:
-                        if (ph != CallPhase.InSecure) { Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows its SMC returning"); return; }
-                        _fx.Clear();
+                        if (ph == CallPhase.Admitted) d.SmcObserved(t.Call, true, _fx);
+                        else if (ph != CallPhase.InSecure) { Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows its SMC returning"); return; }
                         d.Exit(t.Call, _fx);
                         return;
                 }
@@ -633,19 +868,19 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private int Known(Hypothesis h, ulong w, SeedKind kind)
     {
         if (h.CallOfWaiter.TryGetValue(w, out var call)) return call;
-        if (seeds.Waiters.Any(x => x.Waiter == w))
+        if (_introduced.Contains(w))
         {
-            // A seeded waiter that left and came back without wait_init: a probe was lost.
-            h.FailReason = $"waiter {w:x} appears without its wait_init (was a probe lost?)";
+            // Seen begin (or seeded) earlier: in this history it has already ended, so this line cannot happen here.
+            h.FailReason ??= $"waiter {w:x} is not in flight in the model (it ended or never began here), yet a line names it";
             return -1;
         }
         throw new RestartException(seeds.With(w, kind));
     }
 
-    private void Attach(Hypothesis h, TaskInfo t, int call)
+    private static void Attach(Hypothesis h, TaskInfo t, int task, int call)
     {
         if (call < 0) return;
-        if (t.Call < 0) t.Call = call;   // a seeded waiter meets its task
+        if (t.Call < 0) { t.Call = call; h.TaskOf[call] = task; }   // a seeded waiter meets its task
         else if (t.Call != call) Fail(h, $"task is in call {h.Name(t.Call)} but the line names {h.Name(call)}");
     }
 
@@ -662,26 +897,32 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 
     private static string WhyNoWake(Hypothesis h) => h.D.ListCount == 0 ? "the list is empty" : "every entry's completion is already done";
 
-    private void Observe(Hypothesis h)
+    private static void Observe(Hypothesis h)
     {
-        var (n, s) = h.D.InSecureByClass();
-        _maxIn = Math.Max(_maxIn, n + s); _maxNormal = Math.Max(_maxNormal, n); _maxSys = Math.Max(_maxSys, s);
-        if (h.D.SysReqCount > 0) _maxNormalWhileSys = Math.Max(_maxNormalWhileSys, n);
+        var (n, sys) = h.D.InSecureByClass();
+        var st = h.Stats;
+        st.MaxIn = Math.Max(st.MaxIn, n + sys); st.MaxNormal = Math.Max(st.MaxNormal, n); st.MaxSys = Math.Max(st.MaxSys, sys);
+        if (h.D.SysReqCount > 0) st.MaxNormalWhileSys = Math.Max(st.MaxNormalWhileSys, n);
     }
 
-    private Divergence? Finish()
+    private bool Finish()
     {
-        // Triggers still pending at the end happened; apply them in line order.
-        var survivors = new List<Hypothesis>();
-        string? reason = null;
-        foreach (var h in _hyps)
+        // Triggers still pending at the end happened; apply them in line order (revising if they cannot).
+        while (true)
         {
-            while (h.Pending.Count > 0 && h.FailReason is null) ApplyAt(h, 0);
-            if (h.FailReason is null) survivors.Add(h); else reason ??= h.FailReason;
+            var done = _current.Clone();
+            while (done.Pending.Count > 0 && done.FailReason is null) ApplyAt(done, EarliestHead(done));
+            if (done.FailReason is null)
+            {
+                Observe(done);
+                _current = done;
+                return true;
+            }
+            var last = _events - 1;
+            if (last >= _furthest.Index)
+                _furthest = (last, done.FailReason, _current.D.Describe(_current.Name), _window.Count > 0 ? _window[^1] : default);
+            if (last < 0 || !Repair(last, toTheEnd: true)) return false;
         }
-        if (survivors.Count > 0) { Observe(survivors[0]); return null; }
-        RestartIfWaitersPredateTheTrace();
-        return new Divergence(reader.LinesRead, 0, "-", "(end of trace)", reason ?? "", _hyps[0].D.Describe(_hyps[0].Name), RecentBefore());
     }
 
     private IReadOnlyList<string> RecentBefore()
@@ -692,10 +933,11 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 
     private ConformanceResult Result(bool conforms, Divergence? div)
     {
-        if (_ignoredSmc > 0) _notes.Add($"{_ignoredSmc} SMC line(s) outside any traced call (fast calls) ignored");
+        var st = _current.Stats;
+        if (st.IgnoredSmc > 0) _notes.Add($"{st.IgnoredSmc} SMC line(s) outside any traced call (fast calls) ignored");
         return new ConformanceResult(source, _policy, _threads, _total, _events, conforms, div,
-            new ConformanceStats(_calls, _sysCalls, _blocks, _refusals, _wakeups, _absorbed, _maxIn, _maxNormal, _maxSys,
-                _maxNormalWhileSys, seeds.Waiters.Count, _maxHyps, _reorderings),
+            new ConformanceStats(st.Calls, st.SysCalls, st.Blocks, st.Refusals, st.Wakeups, st.Absorbed, st.MaxIn, st.MaxNormal, st.MaxSys,
+                st.MaxNormalWhileSys, seeds.Waiters.Count, _backtracks, st.Reorderings, st.Lost, st.CounterMismatches),
             sw.Elapsed, _notes);
     }
 }

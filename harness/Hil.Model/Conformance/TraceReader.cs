@@ -233,17 +233,35 @@ public sealed class TraceReader : IDisposable
         return v;
     }
 
+    // Consecutive lines mostly name the same few tasks: their UTF-8 names are remembered so that
+    // most lines find their task id without decoding the string.
+    private readonly byte[][] _recentTaskBytes = new byte[8][];
+    private readonly int[] _recentTaskIds = new int[8];
+    private int _recentTaskNext;
+
     private int Intern(ref Utf8JsonReader r)
     {
         if (r.TokenType is not (JsonTokenType.String or JsonTokenType.Number)) throw Bad("task", "must be a string such as \"xtest-190\"");
+        var raw = r.ValueSpan;
+        if (r.TokenType == JsonTokenType.String && !r.ValueIsEscaped)
+            for (var i = 0; i < _recentTaskBytes.Length; i++)
+                if (_recentTaskBytes[i] is { } b && raw.SequenceEqual(b)) return _recentTaskIds[i];
         Span<char> chars = stackalloc char[256];
-        var len = r.TokenType == JsonTokenType.String ? r.CopyString(chars) : Encoding.UTF8.GetChars(r.ValueSpan, chars);
+        var len = r.TokenType == JsonTokenType.String ? r.CopyString(chars) : Encoding.UTF8.GetChars(raw, chars);
         var key = chars[..len];
-        if (_taskLookup.TryGetValue(key, out var id)) return id;
-        var s = key.ToString();
-        id = _taskNames.Count;
-        _tasks[s] = id;
-        _taskNames.Add(s);
+        if (!_taskLookup.TryGetValue(key, out var id))
+        {
+            var s = key.ToString();
+            id = _taskNames.Count;
+            _tasks[s] = id;
+            _taskNames.Add(s);
+        }
+        if (r.TokenType == JsonTokenType.String && !r.ValueIsEscaped)
+        {
+            _recentTaskBytes[_recentTaskNext] = raw.ToArray();
+            _recentTaskIds[_recentTaskNext] = id;
+            _recentTaskNext = (_recentTaskNext + 1) % _recentTaskBytes.Length;
+        }
         return id;
     }
 

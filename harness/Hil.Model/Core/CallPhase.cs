@@ -17,6 +17,17 @@ public enum CallPhase : byte
     Exited = 5,
     /// <summary>optee_cq_wait_final done: out of the list.</summary>
     Ended = 6,
+    /// <summary>
+    /// Woken from a sleep for a slot: wait_for_completion returned (the completion is consumed) but
+    /// the task has not yet taken the lock to move itself to the tail. Its entry is still where it
+    /// was, not done, so another complete_one may pick it again — and that wake-up is then erased by
+    /// reinit_completion (lost).
+    /// </summary>
+    Waking = 7,
+    /// <summary>As <see cref="Waking"/>, woken from a sleep after ETHREAD_LIMIT/BUSY (keeps its slot).</summary>
+    WakingRefused = 8,
+    /// <summary>Moved to the tail with its completion cleared; the admission test is re-run in a second critical section.</summary>
+    Rechecking = 9,
 }
 
 public static class CallPhaseExtensions
@@ -28,7 +39,10 @@ public static class CallPhaseExtensions
 
     /// <summary>Holds a counted slot (taken at admission, given back in wait_final).</summary>
     public static bool HoldsSlot(this CallPhase p) =>
-        p is CallPhase.Admitted or CallPhase.InSecure or CallPhase.RefusedAsleep or CallPhase.Exited;
+        p is CallPhase.Admitted or CallPhase.InSecure or CallPhase.RefusedAsleep or CallPhase.WakingRefused or CallPhase.Exited;
+
+    /// <summary>Woken and on its way through the two critical sections that follow a wake-up.</summary>
+    public static bool IsWaking(this CallPhase p) => p is CallPhase.Waking or CallPhase.WakingRefused or CallPhase.Rechecking;
 
     public static string Label(this CallPhase p) => p switch
     {
@@ -39,6 +53,9 @@ public static class CallPhaseExtensions
         CallPhase.RefusedAsleep => "refused-asleep",
         CallPhase.Exited => "exited",
         CallPhase.Ended => "ended",
+        CallPhase.Waking => "waking",
+        CallPhase.WakingRefused => "waking-refused",
+        CallPhase.Rechecking => "rechecking",
         _ => p.ToString(),
     };
 }

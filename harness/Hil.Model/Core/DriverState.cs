@@ -92,11 +92,11 @@ public sealed class DriverState
     // ---- seeding (a trace that starts while calls are in flight) -----------------------------------
 
     /// <summary>Puts a caller that was already in flight when observation began into the list.</summary>
-    public void Seed(int call, bool sys, CallPhase phase)
+    public void Seed(int call, bool sys, CallPhase phase, bool done = false)
     {
         EnsureCall(call);
         if (!phase.IsInList()) throw new ArgumentException("a seeded caller must be in flight", nameof(phase));
-        _phase[call] = phase; _sys[call] = sys; _done[call] = false;
+        _phase[call] = phase; _sys[call] = sys; _done[call] = done;
         _list[_listCount++] = call;
         if (Total > 0 && phase.HoldsSlot()) Free--;
         if (phase == CallPhase.InSecure) SecureFree--;
@@ -174,30 +174,69 @@ public sealed class DriverState
         }
     }
 
+    /// <summary>
+    /// An SMC whose answer is known from elsewhere (a board trace): the tracepoints around an SMC
+    /// cannot tell which of two racing SMCs got the last thread, so the checker takes the board's
+    /// answer and judges what the driver does with it.
+    /// </summary>
+    public void SmcObserved(int call, bool entered, List<Effect> fx)
+    {
+        Require(_phase[call] == CallPhase.Admitted, call, "issue an SMC");
+        if (entered)
+        {
+            SecureFree--;
+            _phase[call] = CallPhase.InSecure;
+            fx.Add(new(EffectKind.Entered, call));
+        }
+        else
+        {
+            _phase[call] = CallPhase.RefusedAsleep;
+            fx.Add(new(EffectKind.Refused, call, Policy.Refusal == SecureRefusal.Busy ? "BUSY" : "ETHREAD_LIMIT"));
+        }
+    }
+
     /// <summary>True when an SMC issued now is sure to find a free secure thread: lets simulate and
     /// explore fold the SMC into the admission without losing an interleaving.</summary>
     public bool SmcCannotBeRefused => Total > 0 && Total <= SecureThreads;
 
-    // ---- wait_for_completion returns --------------------------------------------------------------
+    // ---- waking up: three steps in the kernel ----------------------------------------------------------
 
     /// <summary>
-    /// A sleeping caller whose completion is done runs again: under the lock it moves to the tail
-    /// with its completion cleared; a caller blocked for a slot re-evaluates the threshold with the
-    /// current values (and sleeps again without passing the wake-up on); a refused caller goes back
-    /// to its SMC.
+    /// wait_for_completion() returns in a sleeping caller whose completion is done: the completion is
+    /// consumed. No lock is held; the entry stays where it is until <see cref="Requeue"/>.
     /// </summary>
     public void Wake(int call, List<Effect> fx)
     {
         var p = _phase[call];
         Require(p.IsAsleep() && _done[call], call, "wake (it is not asleep with its completion done)");
+        _done[call] = false;
+        _phase[call] = p == CallPhase.RefusedAsleep ? CallPhase.WakingRefused : CallPhase.Waking;
+    }
+
+    /// <summary>
+    /// optee_cq_wait_for_completion's critical section: move to the tail and reinit_completion —
+    /// which erases a wake-up delivered since <see cref="Wake"/>. A caller refused by the secure
+    /// world then retries its SMC; a caller waiting for a slot re-checks in <see cref="Recheck"/>.
+    /// </summary>
+    public void Requeue(int call, List<Effect> fx)
+    {
+        var p = _phase[call];
+        Require(p is CallPhase.Waking or CallPhase.WakingRefused, call, "move to the tail (it was not woken)");
+        if (_done[call]) fx.Add(new(EffectKind.WakeupLost, call));
         MoveToTail(call);
         _done[call] = false;
         fx.Add(new(EffectKind.Reevaluated, call));
-        if (p == CallPhase.RefusedAsleep)
-        {
-            _phase[call] = CallPhase.Admitted;   // retries the same SMC; keeps its slot
-            return;
-        }
+        _phase[call] = p == CallPhase.WakingRefused ? CallPhase.Admitted : CallPhase.Rechecking;
+    }
+
+    /// <summary>
+    /// optee_cq_wait_init's loop, its second critical section: the threshold with the current values;
+    /// admitted, or back to sleep without passing the wake-up on (if a wake-up arrived since the move,
+    /// wait_for_completion will return at once).
+    /// </summary>
+    public void Recheck(int call, List<Effect> fx)
+    {
+        Require(_phase[call] == CallPhase.Rechecking, call, "re-check its admission (it did not move to the tail)");
         TryTakeSlot(call, fx);
     }
 
@@ -326,7 +365,7 @@ public sealed class DriverState
         for (var i = 0; i < _listCount; i++)
         {
             var c = _list[i];
-            if (_phase[c].IsAsleep() && _done[c]) return -1;   // a wake-up is on its way
+            if ((_phase[c].IsAsleep() && _done[c]) || _phase[c].IsWaking()) return -1;   // a wake-up is on its way
         }
         for (var i = 0; i < _listCount; i++)
         {
@@ -364,14 +403,26 @@ public sealed class DriverState
         if (!ok) throw new ModelStepException($"call {call} cannot {what}: it is {_phase[call].Label()}{(_done[call] ? " (completion done)" : "")}");
     }
 
-    /// <summary>Writes everything that decides the future into a canonical byte key.</summary>
-    public void WriteKey(ref KeyWriter k, int calls, int sessions)
+    /// <summary>Writes everything that decides the future into a canonical byte key, calls and sessions renamed by the maps (identity when null).</summary>
+    public void WriteKey(ref KeyWriter k, int calls, int sessions, int[]? callMap = null, int[]? sessionMap = null)
     {
         k.Byte((byte)Math.Clamp(Free + 64, 0, 255)); k.Byte((byte)SysReqCount); k.Byte((byte)SecureFree);
-        for (var c = 0; c < calls; c++) k.Byte((byte)((byte)_phase[c] | (_sys[c] ? 0x10 : 0)));
+        Span<int> inverse = stackalloc int[calls];
+        for (var c = 0; c < calls; c++) inverse[callMap?[c] ?? c] = c;
+        for (var q = 0; q < calls; q++)
+        {
+            var c = inverse[q];
+            k.Byte((byte)((byte)_phase[c] | (_sys[c] ? 0x10 : 0)));
+        }
         k.Byte((byte)_listCount);
-        for (var i = 0; i < _listCount; i++) k.Byte((byte)((_list[i] << 1) | (_done[_list[i]] ? 1 : 0)));
-        for (var s = 0; s < sessions; s++) k.Byte(SessionIsSystem(s) ? (byte)1 : (byte)0);
+        for (var i = 0; i < _listCount; i++)
+        {
+            var c = _list[i];
+            k.Byte((byte)(((callMap?[c] ?? c) << 1) | (_done[c] ? 1 : 0)));
+        }
+        Span<bool> sys = stackalloc bool[sessions];
+        for (var s = 0; s < sessions; s++) sys[sessionMap?[s] ?? s] = SessionIsSystem(s);
+        for (var s = 0; s < sessions; s++) k.Byte(sys[s] ? (byte)1 : (byte)0);
     }
 
     /// <summary>Overwrites this state with another of the same shape (no allocation: the explorer's hot path).</summary>

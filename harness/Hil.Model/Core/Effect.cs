@@ -16,8 +16,10 @@ public enum EffectKind : byte
     Woken,
     /// <summary>complete_one() set the completion of a caller that is not asleep: the wake-up is absorbed until it ends.</summary>
     Absorbed,
-    /// <summary>A woken caller moved to the tail and re-evaluated (result follows as Admitted or Blocked).</summary>
+    /// <summary>A woken caller moved itself to the tail (reinit_completion; an admission re-check follows for a slot sleeper).</summary>
     Reevaluated,
+    /// <summary>A wake-up set on a caller between its waking and its move to the tail was erased by reinit_completion.</summary>
+    WakeupLost,
     /// <summary>The secure thread was released (the call's last SMC returned).</summary>
     Exited,
     /// <summary>optee_cq_wait_final done.</summary>

@@ -92,6 +92,8 @@ public sealed class ScenarioRun
             {
                 case CallPhase.Admitted: steps.Add(new(StepKind.Smc, call)); break;
                 case CallPhase.QueuedAsleep or CallPhase.RefusedAsleep when Driver.IsDone(call): steps.Add(new(StepKind.Wake, call)); break;
+                case CallPhase.Waking or CallPhase.WakingRefused: steps.Add(new(StepKind.Requeue, call)); break;
+                case CallPhase.Rechecking: steps.Add(new(StepKind.Recheck, call)); break;
                 case CallPhase.InSecure when NeedsMet(call):
                     steps.Add(new(FoldSmc ? StepKind.End : StepKind.Exit, call)); break;
                 case CallPhase.Exited: steps.Add(new(StepKind.End, call)); break;
@@ -124,6 +126,12 @@ public sealed class ScenarioRun
                 break;
             case StepKind.Wake:
                 Driver.Wake(step.Subject, fx);
+                break;
+            case StepKind.Requeue:
+                Driver.Requeue(step.Subject, fx);
+                break;
+            case StepKind.Recheck:
+                Driver.Recheck(step.Subject, fx);
                 AfterAdmission(step.Subject, fx);
                 break;
             case StepKind.Exit:
@@ -155,6 +163,8 @@ public sealed class ScenarioRun
         StepKind.Register => $"{CurrentOp(s.Subject)!.Label}: tee_client_system_session({SessionName(CurrentOp(s.Subject)!.Session)})",
         StepKind.Smc => $"{Scenario.CallName(s.Subject)} issues its SMC",
         StepKind.Wake => $"{Scenario.CallName(s.Subject)} wakes up (wait_for_completion returns)",
+        StepKind.Requeue => $"{Scenario.CallName(s.Subject)} moves to the tail (reinit_completion)",
+        StepKind.Recheck => $"{Scenario.CallName(s.Subject)} re-checks its admission",
         StepKind.Exit => $"{Scenario.CallName(s.Subject)} returns from the secure world",
         StepKind.End => $"{Scenario.CallName(s.Subject)} ends (wait_final{(Scenario.Calls[s.Subject].IsClose ? ", session closed" : "")})",
         _ => s.ToString(),
@@ -174,19 +184,44 @@ public sealed class ScenarioRun
         return buf[..WriteKey(buf)].ToArray();
     }
 
-    public int WriteKey(Span<byte> buffer)
+    public int WriteKey(Span<byte> buffer) => WriteKey(buffer, null);
+
+    /// <summary>The key, with interchangeable clients renamed into their canonical order when <paramref name="symmetry"/> is given.</summary>
+    public int WriteKey(Span<byte> buffer, ClientSymmetry? symmetry)
     {
         var k = new KeyWriter(buffer);
-        Driver.WriteKey(ref k, Scenario.Calls.Count, Scenario.Sessions.Count);
-        foreach (var pc in _pc) k.Byte((byte)pc);
+        if (symmetry is not { Any: true })
+        {
+            Driver.WriteKey(ref k, Scenario.Calls.Count, Scenario.Sessions.Count);
+            foreach (var pc in _pc) k.Byte((byte)pc);
+            return k.Length;
+        }
+        _callMap ??= new int[Scenario.Calls.Count];
+        _sessionMap ??= new int[Scenario.Sessions.Count];
+        _clientMap ??= new int[_pc.Length];
+        symmetry.Canonical(this, _callMap, _sessionMap, _clientMap);
+        Driver.WriteKey(ref k, Scenario.Calls.Count, Scenario.Sessions.Count, _callMap, _sessionMap);
+        Span<int> pcs = stackalloc int[_pc.Length];
+        for (var c = 0; c < _pc.Length; c++) pcs[_clientMap[c]] = _pc[c];
+        foreach (var pc in pcs) k.Byte((byte)pc);
         return k.Length;
     }
+
+    private int[]? _callMap, _sessionMap, _clientMap;
 
     /// <summary>Restores a state written by <see cref="WriteKey"/> (the explorer keeps only keys).</summary>
     public void LoadKey(ReadOnlySpan<byte> key)
     {
         var i = Driver.ReadKey(key, Scenario.Calls.Count, Scenario.Sessions.Count);
         for (var c = 0; c < _pc.Length; c++) _pc[c] = key[i++];
+    }
+
+    /// <summary>This state renamed into its canonical form (interchangeable clients sorted).</summary>
+    public void Canonicalize(ClientSymmetry symmetry)
+    {
+        Span<byte> buf = stackalloc byte[KeyCapacity];
+        var n = WriteKey(buf, symmetry);
+        LoadKey(buf[..n]);
     }
 
     public void CopyFrom(ScenarioRun o)

@@ -9,8 +9,12 @@ public enum StepKind : byte
     Register,
     /// <summary>An admitted call issues its SMC (Subject = call).</summary>
     Smc,
-    /// <summary>A sleeping call whose completion is done runs again (Subject = call).</summary>
+    /// <summary>A sleeping call whose completion is done returns from wait_for_completion (Subject = call).</summary>
     Wake,
+    /// <summary>A woken call moves itself to the tail under the lock, clearing its completion (Subject = call).</summary>
+    Requeue,
+    /// <summary>A woken call waiting for a slot re-runs the admission test under the lock (Subject = call).</summary>
+    Recheck,
     /// <summary>The call's last SMC returns and frees its secure thread (Subject = call).</summary>
     Exit,
     /// <summary>wait_final; for a CLOSE of a system session also the uncounting (Subject = call).</summary>

@@ -5,7 +5,8 @@ using Hil.Model.Scenarios;
 
 namespace Hil.Model.Exploration;
 
-public sealed record ExploreOptions(long MaxStates = 20_000_000);
+/// <param name="Symmetry">Keep one state of each set that differs only by swapping interchangeable clients (same results, far fewer states).</param>
+public sealed record ExploreOptions(long MaxStates = 20_000_000, bool Symmetry = true);
 
 /// <summary>Figures over every reachable state.</summary>
 public sealed record ExploreStats(
@@ -52,6 +53,8 @@ public static class Explorer
         var fx = new List<Effect>();
         var start = new ScenarioRun(scenario);
         start.RegisterInitialSystemSessions(fx);
+        var symmetry = options.Symmetry ? new ClientSymmetry(scenario) : null;
+        if (symmetry is { Any: true }) start.Canonicalize(symmetry);
 
         // Only keys are kept: a state is restored from its key when its turn comes, and a
         // successor is built in a scratch copy, so memory is one small byte array per state.
@@ -109,7 +112,7 @@ public static class Explorer
                 next.Apply(step, fx);
                 transitions++;
                 if (fx.Count > 0) Note(next, index, step.Encode(), fx);   // every transition, even into a known state
-                var len = next.WriteKey(keyBuf);
+                var len = next.WriteKey(keyBuf, symmetry);
                 var key = keyBuf[..len];
                 if (lookup.ContainsKey(key)) continue;
                 if (visited.Count >= options.MaxStates) { complete = false; continue; }
@@ -123,7 +126,7 @@ public static class Explorer
 
         var result = findings.Values
             .OrderBy(f => f.Template.Kind).ThenBy(f => f.Index)
-            .Select(f => f.Template with { Path = PathTo(scenario, f.Index, f.ExtraStep, parent, via) })
+            .Select(f => f.Template with { Path = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry) })
             .ToList();
         return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
             new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed));
@@ -144,8 +147,19 @@ public static class Explorer
         }
     }
 
+    /// <summary>A final state as the explorer's outcomes name it (interchangeable clients in canonical order).</summary>
+    public static string CanonicalOutcome(ScenarioRun run, ExploreOptions? options = null)
+    {
+        if (!(options ?? new ExploreOptions()).Symmetry) return run.Outcome();
+        var symmetry = new ClientSymmetry(run.Scenario);
+        if (!symmetry.Any) return run.Outcome();
+        var copy = run.Clone();
+        copy.Canonicalize(symmetry);
+        return copy.Outcome();
+    }
+
     /// <summary>Replays the steps from the start to a state, describing each with the state after it.</summary>
-    private static IReadOnlyList<PathStep> PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via)
+    private static IReadOnlyList<PathStep> PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
     {
         var codes = new List<int>();
         for (var i = index; i > 0; i = parent[i]) codes.Add(via[i]);
@@ -154,6 +168,9 @@ public static class Explorer
         var fx = new List<Effect>();
         var run = new ScenarioRun(scenario);
         run.RegisterInitialSystemSessions(fx);
+        // Steps were recorded on canonical states: replay them on canonical states too (a path may
+        // name one interchangeable client where another did the same).
+        if (symmetry is { Any: true }) run.Canonicalize(symmetry);
         var path = new List<PathStep>();
         foreach (var code in codes)
         {
@@ -163,6 +180,7 @@ public static class Explorer
             run.Apply(step, fx);
             var outcome = string.Join(", ", fx.Select(e => Describe(scenario, run, e)).Where(s => s.Length > 0));
             path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState()));
+            if (symmetry is { Any: true }) run.Canonicalize(symmetry);
         }
         return path;
     }
@@ -176,6 +194,7 @@ public static class Explorer
         EffectKind.Woken => $"wakes {sc.CallName(e.Subject)}",
         EffectKind.Absorbed => $"wake-up lands on running {sc.CallName(e.Subject)} (absorbed)",
         EffectKind.Forwarded => "forwards its absorbed wake-up",
+        EffectKind.WakeupLost => $"the wake-up set on {sc.CallName(e.Subject)} since it woke is erased (lost)",
         EffectKind.SystemRegistered => $"system session {run.SessionName(e.Subject)} registered",
         EffectKind.SystemRefused => $"system session {run.SessionName(e.Subject)} refused ({e.Detail})",
         EffectKind.SystemUnregistered => $"system session {run.SessionName(e.Subject)} uncounted",

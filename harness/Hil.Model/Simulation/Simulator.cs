@@ -88,10 +88,13 @@ public static class Simulator
         return new SimulationResult(scenario, recorder.Events, stats, findings, run, now);
     }
 
+    /// <summary>A woken caller's three steps, back to back: wait_for_completion returns, it moves to the tail, it re-checks.</summary>
     private static void Reevaluate(ScenarioRun run, int call, long now, long[] enteredAt, Recorder recorder, List<Effect> fx)
     {
         if (!(run.Driver.Phase(call).IsAsleep() && run.Driver.IsDone(call))) return;
         run.Apply(new Step(StepKind.Wake, call), fx);
+        run.Apply(new Step(StepKind.Requeue, call), fx);
+        if (run.Driver.Phase(call) == CallPhase.Rechecking) run.Apply(new Step(StepKind.Recheck, call), fx);
         recorder.Flush(fx, now);
         SmcIfAdmitted(run, call, now, enteredAt, recorder, fx);
     }
@@ -196,6 +199,7 @@ public static class Simulator
                 EffectKind.Absorbed => "absorbed",
                 EffectKind.Ended => "end",
                 EffectKind.Forwarded => "forward",
+                EffectKind.WakeupLost => "wakeup-lost",
                 EffectKind.SystemRegistered => "system-registered",
                 EffectKind.SystemRefused => "system-refused",
                 EffectKind.SystemUnregistered => "system-unregistered",

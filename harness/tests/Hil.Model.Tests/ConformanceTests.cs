@@ -142,21 +142,59 @@ public class ConformanceTests
     }
 
     [Test]
-    public void Counters_read_on_the_board_must_match_the_model()
+    public void Counters_read_before_the_lock_are_compared_and_counted_but_the_thread_total_must_match()
     {
+        // Entry probes read the counters before taking the lock, and under emulation a vCPU can stall
+        // between the timestamp and the read: a differing value is reported, not a divergence.
         var trace = Header + """
 
             {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0,"free":2,"sysreq":0,"total":2}
             {"t":0.0,"task":"A-1","ev":"admitted"}
-            {"t":0.1,"task":"B-2","ev":"wait_init","w":"b0","sys":0,"free":2,"sysreq":0,"total":2}
+            {"t":0.1,"task":"B-2","ev":"wait_init","w":"b0","sys":0,"free":0,"sysreq":0,"total":2}
 
             """;
         var r = ConformanceChecker.CheckText(trace);
-        Assert.That(r.Divergence!.Line, Is.EqualTo(4));
-        Assert.That(r.Divergence.Reason, Is.EqualTo("free_thread_count is 1 in the model, 2 on the board"));
+        Assert.That(r.Conforms, Is.True);
+        Assert.That(r.Stats.CounterMismatches, Is.EqualTo(1), "free=0 was never the model's value");
 
         var wrongTotal = ConformanceChecker.CheckText(Header + "\n" + """{"t":0,"task":"A-1","ev":"wait_init","w":"a0","total":4}""" + "\n");
         Assert.That(wrongTotal.Divergence!.Reason, Does.StartWith("the driver counts 4 thread(s); the model was given 2"));
+    }
+
+    [Test]
+    public void A_wakeup_consumed_before_its_woken_probe_may_be_hit_again_and_is_lost()
+    {
+        // Legacy, one thread: W is refused and sleeps; E1's end wakes it; W's vCPU returns from
+        // wait_for_completion but is preempted before its woken probe; E2's end completes W again
+        // (its completion was consumed) — the kernel's reinit_completion then erases that wake-up.
+        var trace = """{"type":"header","policy":"legacy","threads":1,"probes":["wait_init","admitted","block","woken","complete","final","smc_begin","smc_end"]}""" + """
+
+            {"t":0.00,"task":"E1-1","ev":"wait_init","w":"e1"}
+            {"t":0.00,"task":"E1-1","ev":"admitted"}
+            {"t":0.00,"task":"E1-1","ev":"smc_begin","smc":"call"}
+            {"t":0.01,"task":"W-3","ev":"wait_init","w":"aa"}
+            {"t":0.01,"task":"W-3","ev":"admitted"}
+            {"t":0.01,"task":"W-3","ev":"smc_begin","smc":"call"}
+            {"t":0.01,"task":"W-3","ev":"smc_end","result":"ethread_limit"}
+            {"t":0.01,"task":"W-3","ev":"block","w":"aa"}
+            {"t":0.10,"task":"E1-1","ev":"smc_end","result":"ok"}
+            {"t":0.10,"task":"E1-1","ev":"final","w":"e1"}
+            {"t":0.10,"task":"E1-1","ev":"complete","w":"aa"}
+            {"t":0.11,"task":"E2-2","ev":"wait_init","w":"e2"}
+            {"t":0.11,"task":"E2-2","ev":"admitted"}
+            {"t":0.11,"task":"E2-2","ev":"smc_begin","smc":"call"}
+            {"t":0.12,"task":"E2-2","ev":"smc_end","result":"ok"}
+            {"t":0.12,"task":"E2-2","ev":"final","w":"e2"}
+            {"t":0.12,"task":"E2-2","ev":"complete","w":"aa"}
+            {"t":0.15,"task":"W-3","ev":"woken","w":"aa"}
+            {"t":0.15,"task":"W-3","ev":"smc_begin","smc":"call"}
+            {"t":0.16,"task":"W-3","ev":"smc_end","result":"ok"}
+            {"t":0.16,"task":"W-3","ev":"final","w":"aa"}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace, "lost.jsonl");
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.WakeupsLost, Is.EqualTo(1));
     }
 
     [TestCase("""{"t":0,"task":"A-1","w":"a0"}""", 2, "ev", "missing")]

@@ -152,6 +152,22 @@ public class KnownResultsTests
         Assert.That(control.Call("C/c1").EndedAt, Is.EqualTo(500_000));
     }
 
+    [TestCase("total-minus-one")]
+    [TestCase("scmi-deadlock")]
+    [TestCase("absorbed-wakeup")]
+    public void Symmetry_reduction_keeps_every_verdict_with_fewer_states(string name)
+    {
+        var sc = TestScenarios.Load(name);
+        var full = Explorer.Run(sc, new ExploreOptions(Symmetry: false));
+        var reduced = Explorer.Run(sc, new ExploreOptions(Symmetry: true));
+        Assert.That(reduced.States, Is.LessThanOrEqualTo(full.States));
+        Assert.That(reduced.Stats with { TerminalStates = 0, CompletedTerminalStates = 0 }, Is.EqualTo(full.Stats with { TerminalStates = 0, CompletedTerminalStates = 0 }));
+        Assert.That(reduced.FindingStates.Keys, Is.EquivalentTo(full.FindingStates.Keys));
+        Assert.That(reduced.Findings.Select(f => f.Kind).Distinct(), Is.EquivalentTo(full.Findings.Select(f => f.Kind).Distinct()));
+        Assert.That(reduced.FinalOutcomes.Count, Is.LessThanOrEqualTo(full.FinalOutcomes.Count));
+        if (name == "total-minus-one") Assert.That(reduced.States, Is.LessThan(full.States / 10), "five identical clients");
+    }
+
     [Test]
     public void Explorer_benchmark_scenario_has_a_stable_state_count()
     {

@@ -78,7 +78,7 @@ public class PropertyTests
             var sc = Build(g);
             var sim = Simulator.Run(sc);
             var ex = Explorer.Run(sc);
-            return ex.FinalOutcomes.Contains(sim.Outcome);
+            return ex.FinalOutcomes.Contains(Explorer.CanonicalOutcome(sim.Final));
         }, iter: 300, print: DescribeForFailure);
     }
 

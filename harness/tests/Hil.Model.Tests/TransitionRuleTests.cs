@@ -66,7 +66,9 @@ public class TransitionRuleTests
         Assert.That(_fx[2].Subject, Is.EqualTo(2));
         _fx.Clear();
         d.Wake(2, _fx);
-        Assert.That(d.Phase(2), Is.EqualTo(CallPhase.Admitted), "back to its SMC");
+        Assert.That(d.Phase(2), Is.EqualTo(CallPhase.WakingRefused));
+        d.Requeue(2, _fx);
+        Assert.That(d.Phase(2), Is.EqualTo(CallPhase.Admitted), "back to its SMC, no admission test");
         d.Smc(2, _fx);
         Assert.That(d.Phase(2), Is.EqualTo(CallPhase.InSecure));
     }
@@ -146,13 +148,39 @@ public class TransitionRuleTests
         d.Final(1, _fx);                           // free=2: wakes N, forwards → wakes M
         Assert.That(_fx.Where(e => e.Kind == EffectKind.Woken).Select(e => e.Subject), Is.EqualTo(new[] { 2, 3 }));
         _fx.Clear();
-        d.Wake(2, _fx);                            // free 2 > 1: admitted
+        d.Wake(2, _fx); d.Requeue(2, _fx); d.Recheck(2, _fx);   // free 2 > 1: admitted
         Assert.That(d.Phase(2), Is.EqualTo(CallPhase.Admitted));
         _fx.Clear();
-        d.Wake(3, _fx);                            // free 1, threshold 1: back to sleep, at the tail
+        d.Wake(3, _fx); d.Requeue(3, _fx); d.Recheck(3, _fx);   // free 1, threshold 1: back to sleep, at the tail
         Assert.That(Kinds(), Is.EqualTo(new[] { EffectKind.Reevaluated, EffectKind.Blocked }));
         Assert.That(d.List.Last(), Is.EqualTo(3));
         Assert.That(d.IsDone(3), Is.False, "its completion is cleared, the wake-up is not passed on");
+    }
+
+    [Test]
+    public void A_wakeup_landing_between_waking_and_the_move_to_the_tail_is_lost()
+    {
+        // The kernel wakes in three steps: wait_for_completion returns (completion consumed), then under
+        // the lock the entry moves to the tail with reinit_completion, then under the lock again the
+        // admission is re-checked. A complete_one in the first gap picks the same, still-listed entry.
+        var d = Driver(Policy.Mainline, threads: 2);
+        d.Arrive(0, false, _fx); d.Smc(0, _fx);
+        d.Arrive(1, false, _fx); d.Smc(1, _fx);
+        d.Arrive(2, false, _fx);                   // C asleep, first not-done after the runners
+        d.CompleteOne(_fx); d.CompleteOne(_fx);   // the runners absorb two wake-ups
+        _fx.Clear();
+        d.Final(0, _fx);                           // A ends: wakes C, then forwards its absorbed one: nobody left
+        Assert.That(_fx.Where(e => e.Kind == EffectKind.Woken).Select(e => e.Subject), Is.EqualTo(new[] { 2 }));
+        d.Wake(2, _fx);
+        Assert.That((d.Phase(2), d.IsDone(2)), Is.EqualTo((CallPhase.Waking, false)), "the completion is consumed; the entry is still listed");
+        _fx.Clear();
+        d.Final(1, _fx);                           // B ends before C takes the lock: its wake-up lands on C again
+        Assert.That(_fx.Where(e => e.Kind is EffectKind.Absorbed).Select(e => e.Subject), Has.Member(2));
+        _fx.Clear();
+        d.Requeue(2, _fx);
+        Assert.That(Kinds(), Is.EqualTo(new[] { EffectKind.WakeupLost, EffectKind.Reevaluated }), "reinit_completion erases it");
+        d.Recheck(2, _fx);
+        Assert.That(d.Phase(2), Is.EqualTo(CallPhase.Admitted));
     }
 
     // ---- system sessions ----------------------------------------------------------------------------
