@@ -1,0 +1,81 @@
+using System.Text.Json;
+
+namespace Hil.Suites.SystemThreads;
+
+/// <summary>One call as a converted board trace shows it (times in seconds of the board's mono clock).</summary>
+public sealed record TracedCall(string Task, int Pid, string Waiter, bool Sys, double Arrive, double? Enter, double? Final, int Blocks, int Refusals)
+{
+    /// <summary>wait_init to the SMC that got a secure thread, in ms.</summary>
+    public double? AdmissionMs => Enter is { } e ? (e - Arrive) * 1000 : null;
+}
+
+/// <summary>
+/// Reads a hil-cq-trace file into per-call records, to tie the module's and the holder's records
+/// (by thread id and time) to what the driver did with them. The model has already judged the
+/// trace; this only extracts figures for the reports and the per-test assertions.
+/// </summary>
+public static class TraceCalls
+{
+    public static IReadOnlyList<TracedCall> Read(string path)
+    {
+        var done = new List<TracedCall>();
+        var open = new Dictionary<string, Builder>();
+        foreach (var line in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            using var doc = JsonDocument.Parse(line);
+            var e = doc.RootElement;
+            if (!e.TryGetProperty("ev", out var evp) || !e.TryGetProperty("task", out var taskp)) continue;
+            var ev = evp.GetString();
+            var task = taskp.GetString() ?? "";
+            var t = e.TryGetProperty("t", out var tp) ? tp.GetDouble() : 0;
+            open.TryGetValue(task, out var b);
+            switch (ev)
+            {
+                case "wait_init":
+                    b = new Builder(task, e.GetProperty("w").GetString() ?? "", e.TryGetProperty("sys", out var s) && s.ValueKind == JsonValueKind.Number && s.GetInt32() == 1, t);
+                    open[task] = b;
+                    break;
+                case "block": if (b is not null) b.Blocks++; break;
+                case "smc_begin":
+                    if (b is not null && e.TryGetProperty("smc", out var k) && k.GetString() == "call") b.LastSmc = t;
+                    break;
+                case "smc_end":
+                    if (b is null || !e.TryGetProperty("result", out var rr)) break;
+                    if (rr.GetString() is "ethread_limit" or "busy") b.Refusals++;
+                    else b.Enter ??= b.LastSmc;
+                    break;
+                case "final":
+                    if (b is null) break;
+                    done.Add(new TracedCall(task, PidOf(task), b.Waiter, b.Sys, b.Arrive, b.Enter, t, b.Blocks, b.Refusals));
+                    open.Remove(task);
+                    break;
+            }
+        }
+        done.AddRange(open.Values.Select(b => new TracedCall(b.Task, PidOf(b.Task), b.Waiter, b.Sys, b.Arrive, b.Enter, null, b.Blocks, b.Refusals)));
+        return done.OrderBy(c => c.Arrive).ToList();
+    }
+
+    /// <summary>ftrace names a task "comm-pid"; comm may itself contain '-'.</summary>
+    public static int PidOf(string task) => int.TryParse(task.AsSpan(task.LastIndexOf('-') + 1), out var pid) ? pid : -1;
+
+    /// <summary>The call made by thread <paramref name="tid"/> that entered the driver nearest to <paramref name="requestNs"/>.</summary>
+    public static TracedCall? ForThread(IReadOnlyList<TracedCall> calls, int? tid, ulong? requestNs)
+    {
+        if (tid is not { } pid || requestNs is not { } req) return null;
+        var at = req / 1e9;
+        return calls.Where(c => c.Pid == pid).OrderBy(c => Math.Abs(c.Arrive - at)).FirstOrDefault(c => Math.Abs(c.Arrive - at) < 0.5);
+    }
+
+    private sealed class Builder(string task, string waiter, bool sys, double arrive)
+    {
+        public string Task { get; } = task;
+        public string Waiter { get; } = waiter;
+        public bool Sys { get; } = sys;
+        public double Arrive { get; } = arrive;
+        public double? Enter;
+        public double LastSmc = arrive;
+        public int Blocks;
+        public int Refusals;
+    }
+}
