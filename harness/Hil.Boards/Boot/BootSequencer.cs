@@ -104,6 +104,17 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         return mark;
     }
 
+    /// <summary>The byte offset just past the line that holds text position <paramref name="at"/> (the text keeps every '\n' of the bytes).</summary>
+    private static int EndOfLine(byte[] bytes, string text, int at)
+    {
+        var newlines = 0;
+        for (var i = 0; i < at && i < text.Length; i++) if (text[i] == '\n') newlines++;
+        // The match's line ends at the (newlines+1)-th '\n' of the bytes; unterminated: the end.
+        for (var i = 0; i < bytes.Length; i++)
+            if (bytes[i] == (byte)'\n' && newlines-- == 0) return i + 1;
+        return bytes.Length;
+    }
+
     /// <summary>Waits until the printable console text since <paramref name="from"/> matches; returns the offset after the match's line.</summary>
     private async Task<long?> WaitForAsync(Regex re, long from, TimeSpan timeout, CancellationToken ct)
     {
@@ -112,7 +123,11 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         {
             var bytes = console.Buffer.Read(from, out var start);
             var text = ConsoleShell.Plain(bytes);
-            if (re.IsMatch(text)) return start + bytes.Length;
+            var m = re.Match(text);
+            // Only up to the end of the matching line is consumed: one burst of output may hold the
+            // next stage's banner too (QEMU boots faster than a loaded host reads), and the next
+            // stage must still find it.
+            if (m.Success) return start + EndOfLine(bytes, text, m.Index + m.Length);
             var remaining = timeout - clock.Elapsed;
             if (remaining <= TimeSpan.Zero) return null;
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);

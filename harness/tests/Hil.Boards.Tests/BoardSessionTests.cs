@@ -124,6 +124,37 @@ public sealed class BoardSessionTests : BoardTest
     }
 
     [Test, CancelAfter(60_000)]
+    public async Task A_stage_banner_in_the_same_burst_as_the_previous_one_is_not_skipped(CancellationToken ct)
+    {
+        // A fast board (or a slow host) delivers the firmware banner and the autoboot prompt in one
+        // read: matching the firmware stage must not consume the bootloader's prompt.
+        using var ws = new Workspace();
+        var bootScript = """
+            printf 'NOTICE:  Booting Trusted Firmware\r\nU-Boot 2025.01\r\nHit any key to stop autoboot:  1 '
+            if IFS= read -r -s -n 1 -t 5 k; then printf '\r\n=> '; IFS= read -r line; fi
+            printf 'Starting kernel ...\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n'
+            """;
+        await using var peer = await ConsolePeer.StartAsync(PeerShell.Dash, password: null, bootScript: bootScript);
+        peer.Unplug();
+        var spec = ws.Board($$"""
+            name: one-burst
+            console: { device: {{peer.Device}}, reconnect_timeout: 20s }
+            boot:
+              firmware: { expect: 'Booting Trusted Firmware', timeout: 15s }
+              bootloader:
+                expect: 'Hit any key to stop autoboot'
+                timeout: 4s
+                interrupt: { send: ' ', prompt: '=> ', commands: [ boot ] }
+              kernel: { expect: 'Booting Linux on physical CPU', timeout: 15s }
+            """);
+        await using var board = await Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = new PeerPower(peer) }, ct);
+        var stages = new List<BootStage>();
+        board.Boot!.StageReached += stages.Add;
+        await board.BootAsync(ct);
+        Assert.That(stages, Is.EqualTo(new[] { BootStage.Off, BootStage.Firmware, BootStage.Bootloader, BootStage.Kernel, BootStage.Login, BootStage.Shell }));
+    }
+
+    [Test, CancelAfter(60_000)]
     public async Task A_boot_stage_that_never_shows_fails_as_product_when_the_console_talks(CancellationToken ct)
     {
         using var ws = new Workspace();
