@@ -127,7 +127,8 @@ public sealed class BoardTestRunner(BoardProvider provider)
 
     /// <summary>
     /// The class of a failure. A lost board makes any failure infrastructure; an NUnit assertion is
-    /// the board not doing what the test expects (product); a spent budget is a hang (product);
+    /// the board not doing what the test expects (product) unless its message starts with a class
+    /// tag ("[test] …"); a spent budget is a hang (product);
     /// everything else is classified by the board layer (its exceptions carry their class; transport
     /// errors are infrastructure; anything unexpected is a test/harness error).
     /// </summary>
@@ -143,6 +144,9 @@ public sealed class BoardTestRunner(BoardProvider provider)
         {
             IgnoreException or InconclusiveException =>
                 new Failure(FailureClass.Test, $"board tests may not be ignored or left inconclusive: {e.Message}", [], false),
+            // Assert.Fail("[test] …") lets a test name its own mistake; any other failed assertion is the board's.
+            ResultStateException when FailureText.ClassOf(e.Message) is { } tagged =>
+                new Failure(tagged, FailureText.StripTag(e.Message.Trim()), [], tagged == FailureClass.Infrastructure),
             ResultStateException => new Failure(FailureClass.Product, e.Message.Trim(), [], false),
             OperationCanceledException when budgetExpired =>
                 new Failure(FailureClass.Product, $"the test did not finish within {budget.TotalSeconds:0} s: the board hung, or the test waits for something that never comes", [], false),

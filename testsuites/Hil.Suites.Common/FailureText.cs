@@ -45,6 +45,13 @@ public static partial class FailureText
         };
     }
 
+    /// <summary>The message without its leading class tag (as written by <see cref="Format"/>).</summary>
+    public static string StripTag(string message)
+    {
+        var m = Leading().Match(message);
+        return m.Success ? message[m.Length..].TrimStart() : message;
+    }
+
     // The class may follow a runner's prefix such as "OneTimeSetUp: ".
     [GeneratedRegex(@"^\s*(?:[A-Za-z]+: )?\[(infrastructure|product|test)\]")]
     private static partial Regex Leading();

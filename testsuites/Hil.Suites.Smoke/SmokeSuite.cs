@@ -202,9 +202,13 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
         victim.Session = t.Live.Session;
         victim.Pid = t.Qemu?.Power.Instance?.ProcessId ?? 0;
         victim.BootId = (await t.Board.Shell.RunCheckedAsync($"cat {BootIdFile}", Short, t.Token)).Output.Trim();
-        var running = t.Board.Shell.RunAsync("sleep 120", TimeSpan.FromSeconds(150), t.Token);
+        // Started on the thread pool: on a pollable console (QEMU's socket) ConsoleShell.RunAsync may
+        // wait for the answer on the calling thread before it returns its task.
+        var running = Task.Run(() => t.Board.Shell.RunAsync("sleep 120", TimeSpan.FromSeconds(150), t.Token), t.Token);
         await Task.Delay(TimeSpan.FromSeconds(1), t.Token);
-        Expect(!running.IsCompleted, "sleep 120 ended early");
+        if (running.IsCompleted)
+            throw new TestErrorException("sleep 120 ended within a second, before the kill: " + (running.IsCompletedSuccessfully
+                ? $"exit {running.Result.ExitCode}, output '{running.Result.Output}'" : running.Exception?.GetBaseException().ToString()));
         killedAt.Start();
         await t.Live.CutPowerAsync();
         await running;

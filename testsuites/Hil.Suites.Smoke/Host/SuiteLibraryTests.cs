@@ -108,6 +108,8 @@ public sealed class SuiteLibraryTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(BoardTestRunner.Classify(assertion, null, false, budget).Class, Is.EqualTo(FailureClass.Product), "a failed assertion: the board did not do what is expected");
+            Assert.That(BoardTestRunner.Classify(new AssertionException("[test] wrong fixture data"), null, false, budget),
+                Is.EqualTo(new Failure(FailureClass.Test, "wrong fixture data", [], false)), "a test naming its own mistake");
             Assert.That(BoardTestRunner.Classify(new OperationCanceledException(), null, true, budget).Class, Is.EqualTo(FailureClass.Product), "a spent budget: a hang");
             Assert.That(BoardTestRunner.Classify(new LinkLostException("gone"), null, false, budget), Is.EqualTo(new Failure(FailureClass.Infrastructure, "gone", [], true)));
             Assert.That(BoardTestRunner.Classify(new IOException("reset"), null, false, budget).Retryable, Is.True);
