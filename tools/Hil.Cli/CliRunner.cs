@@ -17,7 +17,15 @@ public static class CliRunner
         {
             // Our own handler below decides what a user's mistake looks like; System.CommandLine's
             // default would print a stack trace.
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            var parsed = root.Parse(args);
+            // A mistake on the command line is bad input like any other: one line each, exit 2.
+            if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+            {
+                foreach (var error in parsed.Errors) Console.Error.WriteLine($"hil: {error.Message}");
+                Console.Error.WriteLine("hil: see 'hil --help' (or 'hil <command> --help')");
+                return UsageError;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception ex) when (UserErrors.Describe(ex) is { } message)
         {

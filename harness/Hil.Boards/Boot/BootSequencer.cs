@@ -87,8 +87,9 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
             await console.WriteAsync(intr.Send, ct).ConfigureAwait(false);
             at = await WaitForAsync(prompt, from, TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
         }
-        // Keys sent after the prompt appeared print more prompts: let them settle, then work after the last.
-        await Task.Delay(300, ct).ConfigureAwait(false);
+        // Keys sent after the prompt appeared print more prompts: let them settle (50 ms of silence,
+        // at most 300 ms), then work after the last.
+        await QuietAsync(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(300), ct).ConfigureAwait(false);
         var mark = console.Buffer.End;
         for (var i = 0; i < intr.Commands.Count; i++)
         {
@@ -102,6 +103,25 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
             mark = next;
         }
         return mark;
+    }
+
+    private async Task QuietAsync(TimeSpan quiet, TimeSpan max, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < max)
+        {
+            var end = console.Buffer.End;
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(quiet);
+            try
+            {
+                await console.Buffer.WaitBeyondAsync(end, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return;   // nothing new for `quiet`
+            }
+        }
     }
 
     /// <summary>The byte offset just past the line that holds text position <paramref name="at"/> (the text keeps every '\n' of the bytes).</summary>

@@ -252,6 +252,10 @@ public sealed class ConsoleLink : IAsyncDisposable
             }
             return;
         }
+        // The wait below polls the device synchronously (one wake-up per answer is what makes the
+        // console shell fast); it must not run on the caller's thread, or an async caller would only
+        // get its task back once the data came (a test could not act while a command runs).
+        await Task.Yield();
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         var buf = new byte[16 * 1024];
         Interlocked.Increment(ref _inlineReaders);
