@@ -55,24 +55,9 @@ public sealed class ShellBenchmark : IBenchmark
         {
             var script = Path.Combine(dir, "baseline.exp");
             await File.WriteAllTextAsync(script, ExpectScript, ct);
-            var ours = new List<double>();
-            var theirs = new List<double>();
-            for (var round = 0; round < rounds; round++)
-            {
-                theirs.Add(await TimeExpectAsync(script, commands, ct));
-                ours.Add(await TimeConsoleShellAsync(dir, commands, ct));
-            }
-            // The machine is shared (QEMU builds run beside us): rounds alternate and the medians are
-            // compared; the best rounds are shown too.
-            var candidate = BenchTiming.Median(ours);
-            var baseline = BenchTiming.Median(theirs);
-            var row = new BenchRow($"{commands} commands (median of {rounds})", candidate, baseline, "ms", "≤ 1.2");
-            return new BenchReport(Name,
-                [row, new BenchRow("per command", candidate / commands, baseline / commands, "ms"),
-                 new BenchRow($"{commands} commands (best of {rounds})", ours.Min(), theirs.Min(), "ms")],
-                [$"HilHarness rounds: {string.Join(", ", ours.Select(x => x.ToString("0")))} ms; expect rounds: {string.Join(", ", theirs.Select(x => x.ToString("0")))} ms",
-                 "HilHarness also checks every command line and output on the board (two copies each) and keeps a flushed raw + timestamped console log"],
-                row.Ratio <= 1.2);
+            return await BenchTiming.AlternatingAsync(Name, commands, rounds, "≤ 1.2", 1.2, "expect",
+                () => TimeExpectAsync(script, commands, ct), () => TimeConsoleShellAsync(dir, commands, ct),
+                "HilHarness also checks every command line and output on the board (two copies each) and keeps a flushed raw + timestamped console log");
         }
         finally
         {

@@ -35,24 +35,9 @@ public sealed class SshBenchmark : IBenchmark
             using var master = StartMaster(baseArgs, sshd.User);
             await WaitForMasterAsync(baseArgs, sshd.User, ct);
 
-            var ours = new List<double>();
-            var theirs = new List<double>();
-            for (var round = 0; round < rounds; round++)
-            {
-                theirs.Add(await TimeOpenSshAsync(baseArgs, sshd.User, commands, ct));
-                ours.Add(await TimeSshLinkAsync(link, commands, ct));
-            }
-            // The machine is shared (QEMU builds run beside us): rounds alternate and the medians are
-            // compared; the best rounds are shown too.
-            var candidate = BenchTiming.Median(ours);
-            var baseline = BenchTiming.Median(theirs);
-            var row = new BenchRow($"{commands} commands (median of {rounds})", candidate, baseline, "ms", "≤ 1.0");
-            return new BenchReport(Name,
-                [row, new BenchRow("per command", candidate / commands, baseline / commands, "ms"),
-                 new BenchRow($"{commands} commands (best of {rounds})", ours.Min(), theirs.Min(), "ms")],
-                [$"HilHarness rounds: {string.Join(", ", ours.Select(x => x.ToString("0")))} ms; OpenSSH rounds: {string.Join(", ", theirs.Select(x => x.ToString("0")))} ms",
-                 "both reuse one authenticated connection and check the host key; every output and exit status is verified"],
-                row.Ratio <= 1.0);
+            return await BenchTiming.AlternatingAsync(Name, commands, rounds, "≤ 1.0", 1.0, "OpenSSH",
+                () => TimeOpenSshAsync(baseArgs, sshd.User, commands, ct), () => TimeSshLinkAsync(link, commands, ct),
+                "both reuse one authenticated connection and check the host key; every output and exit status is verified");
         }
         finally
         {
