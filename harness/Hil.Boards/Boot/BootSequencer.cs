@@ -135,26 +135,32 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         return bytes.Length;
     }
 
-    /// <summary>Waits until the printable console text since <paramref name="from"/> matches; returns the offset after the match's line.</summary>
+    /// <summary>
+    /// Waits until the printable console text since <paramref name="from"/> matches; returns the offset
+    /// after the match's line. Stage patterns match within one line, so each look scans only from the
+    /// start of the last unfinished line: a kernel's boot log arrives in hundreds of chunks, and
+    /// rescanning all of it on every chunk cost the harness CPU time that a TCG guest sharing the
+    /// host's cores then lacked.
+    /// </summary>
     private async Task<long?> WaitForAsync(Regex re, long from, TimeSpan timeout, CancellationToken ct)
     {
-        var clock = Stopwatch.StartNew();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero);
+        var scanFrom = from;
         while (true)
         {
-            var bytes = console.Buffer.Read(from, out var start);
+            var bytes = console.Buffer.Read(scanFrom, out var start);
             var text = ConsoleShell.Plain(bytes);
             var m = re.Match(text);
             // Only up to the end of the matching line is consumed: one burst of output may hold the
             // next stage's banner too (QEMU boots faster than a loaded host reads), and the next
             // stage must still find it.
             if (m.Success) return start + EndOfLine(bytes, text, m.Index + m.Length);
-            var remaining = timeout - clock.Elapsed;
-            if (remaining <= TimeSpan.Zero) return null;
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(remaining);
+            var lastNewline = Array.LastIndexOf(bytes, (byte)'\n');
+            if (lastNewline >= 0) scanFrom = start + lastNewline + 1;
             try
             {
-                await console.Buffer.WaitBeyondAsync(start + bytes.Length, cts.Token).ConfigureAwait(false);
+                await console.Buffer.WaitBeyondAsync(start + bytes.Length, deadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {

@@ -504,19 +504,17 @@ public sealed class ConsoleShell
     /// <summary>Waits for a marker; returns the raw offset just past it, or null on timeout.</summary>
     private async Task<long?> WaitForAsync(long from, Func<View.Marker, bool> match, TimeSpan timeout, CancellationToken ct)
     {
-        var clock = Stopwatch.StartNew();
+        // One deadline for the whole wait, not a linked token source and a timer per chunk of output.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero);
         while (true)
         {
             var view = View.Of(_link.Buffer.Read(from, out var viewStart), viewStart, _marker);
             foreach (var m in view.Markers)
                 if (match(m)) return view.RawOffset(m.CleanEnd);
-            var remaining = timeout - clock.Elapsed;
-            if (remaining <= TimeSpan.Zero) return null;
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(remaining);
             try
             {
-                await _link.Buffer.WaitBeyondAsync(viewStart + view.RawLength, cts.Token).ConfigureAwait(false);
+                await _link.Buffer.WaitBeyondAsync(viewStart + view.RawLength, deadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {

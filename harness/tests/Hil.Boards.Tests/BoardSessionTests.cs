@@ -155,6 +155,31 @@ public sealed class BoardSessionTests : BoardTest
     }
 
     [Test, CancelAfter(60_000)]
+    public async Task A_stage_banner_that_arrives_in_pieces_after_many_lines_is_found(CancellationToken ct)
+    {
+        // Stages scan only from the start of the last unfinished line: a banner typed out in pieces,
+        // with an escape sequence in the middle, after lines that were already scanned, must still match.
+        using var ws = new Workspace();
+        var bootScript = """
+            i=0; while [ $i -lt 200 ]; do printf '[    0.%06d] noise line %d\r\n' $i $i; i=$((i+1)); done
+            printf '[    1.000000] Boo'; sleep 0.2; printf 'ting Li\033[0mnux on phys'; sleep 0.2; printf 'ical CPU 0x0\r\n'
+            """;
+        await using var peer = await ConsolePeer.StartAsync(PeerShell.Dash, password: null, bootScript: bootScript);
+        peer.Unplug();
+        var spec = ws.Board($$"""
+            name: pieces
+            console: { device: {{peer.Device}}, reconnect_timeout: 20s }
+            boot:
+              kernel: { expect: 'Booting Linux on physical CPU', timeout: 15s }
+            """);
+        await using var board = await Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = new PeerPower(peer) }, ct);
+        var stages = new List<BootStage>();
+        board.Boot!.StageReached += stages.Add;
+        await board.BootAsync(ct);
+        Assert.That(stages, Is.EqualTo(new[] { BootStage.Off, BootStage.Kernel, BootStage.Login, BootStage.Shell }));
+    }
+
+    [Test, CancelAfter(60_000)]
     public async Task A_boot_stage_that_never_shows_fails_as_product_when_the_console_talks(CancellationToken ct)
     {
         using var ws = new Workspace();

@@ -63,7 +63,7 @@ public sealed class BootBenchmark : IBenchmark
     public async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken ct)
     {
         var reps = options.Quick ? 2 : 5;
-        var root = RepoRoot();
+        var root = RepoPaths.Root;
         var boardFile = Path.Combine(root, "boards", Board + ".yaml");
         var dir = Directory.CreateTempSubdirectory("hil-bench-boot-").FullName;
         var log = new LoggerConfiguration().MinimumLevel.Information()
@@ -232,12 +232,5 @@ public sealed class BootBenchmark : IBenchmark
         }
         catch (ArgumentException) { }
         catch (InvalidOperationException) { }
-    }
-
-    private static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) return d.FullName;
-        throw new InvalidOperationException("boot bench: cannot find the repository (HilHarness.sln) above the CLI");
     }
 }

@@ -7,22 +7,6 @@ using Hil.Model.Simulation;
 
 namespace Hil.Cli.Bench;
 
-/// <summary>Finds files of the repository from wherever the CLI was built.</summary>
-public static class RepoPaths
-{
-    public static string Root { get; } = Find();
-
-    private static string Find()
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
-                if (System.IO.File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException("run hil from inside the HilHarness repository (HilHarness.sln not found above here)");
-    }
-
-    public static string File(params string[] parts) => Path.Combine([Root, .. parts]);
-}
-
 /// <summary>
 /// `hil bench explore`: the whole state space of testsuites/model/bench/explore-4x6x2.yaml
 /// (4 threads, 6 clients × 2 calls, one on a system session). Baseline, same run: storing the

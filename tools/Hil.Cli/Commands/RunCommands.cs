@@ -106,7 +106,7 @@ internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, I
     {
         if (pr.UnmatchedTokens.Count > 0)
             throw new UsageException($"unexpected argument '{pr.UnmatchedTokens[0]}' (usage: hil run [--board NAME|FILE]... [--suite smoke|system-threads|all] [--results DIR])");
-        var root = RepoRoot();
+        var root = RepoPaths.Root;
 
         var boardResult = pr.GetResult(board);
         var boardArgs = pr.GetValue(board) ?? [];
@@ -134,15 +134,6 @@ internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, I
             : Path.Combine(root, "artifacts", "results", DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture));
         if (File.Exists(resultsDir)) throw new UsageException($"--results: {resultsDir} is a file");
         return new RunRequest(root, boards, suites, resultsDir);
-    }
-
-    /// <summary>The checkout this CLI was built from (the CLI lives in artifacts/cli).</summary>
-    private static string RepoRoot()
-    {
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
-            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) return d.FullName;
-        throw new UsageException($"cannot find the repository (HilHarness.sln) above {AppContext.BaseDirectory}; run hil from its checkout (tools/hil)");
     }
 
     private static IReadOnlyList<RunBoard> ResolveBoards(IEnumerable<string> args, string root)
