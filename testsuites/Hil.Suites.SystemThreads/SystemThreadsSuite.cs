@@ -193,7 +193,10 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         t.Attach("as-traced.yaml", ScenarioWriter.ToYaml(asTraced), "the traced traffic as a scenario (hil model simulate as-traced.yaml)");
         t.Attach("as-traced.timeline.txt", string.Join("\n", Hil.Model.Execution.Rendering.SimulationText(replay)), "the model's replay of the traced traffic");
         var predictedFromTraceMs = replay.Call(names[c]).EnteredAt!.Value / 1000.0;
-        var scriptedHappened = Math.Abs(predictedFromTraceMs - predictedCEnterMs) < 150;
+        // The scripted outcome is a pattern, not a time (A's measured end runs late by the module's
+        // own overheads): in the replay of what the board did, C enters exactly when A ends. When
+        // the background caller's call ends while A runs, C takes that wake-up instead.
+        var scriptedHappened = Math.Abs(predictedFromTraceMs - replay.Call(names[a]).EndedAt!.Value / 1000.0) < 1;
 
         Figures.Record(t, "wakeup-order", "C (blocked) enters OP-TEE at, ms after t0 — scripted workload alone", predictedCEnterMs,
             Math.Round(cEnterMs), !scriptedHappened || Math.Abs(cEnterMs - predictedCEnterMs) < 300);
