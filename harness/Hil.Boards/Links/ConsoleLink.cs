@@ -81,8 +81,10 @@ public sealed class ConsoleLink : IAsyncDisposable
     /// <summary>Starts the pump and waits until the device is open (up to the reconnect timeout).</summary>
     public async Task OpenAsync(CancellationToken ct)
     {
-        // A dedicated thread: tty reads block in poll(2) and complete synchronously.
-        _pump ??= Task.Factory.StartNew(PumpAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        // A dedicated thread for the pump's whole life: tty and socket reads block in poll(2). It
+        // never awaits, so it never moves to (and blocks) a thread-pool thread: on a 2-core host
+        // the pool starts with two, and two boards' console pumps would hold both.
+        _pump ??= Task.Factory.StartNew(Pump, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         await WaitConnectedAsync(Options.ReconnectTimeout, ct).ConfigureAwait(false);
     }
 
@@ -136,7 +138,7 @@ public sealed class ConsoleLink : IAsyncDisposable
 
     public Task WriteAsync(string text, CancellationToken ct) => WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), ct);
 
-    private async Task PumpAsync()
+    private void Pump()
     {
         var buf = new byte[16 * 1024];
         var everConnected = false;
@@ -146,12 +148,12 @@ public sealed class ConsoleLink : IAsyncDisposable
             IConsoleTransport transport;
             try
             {
-                transport = await _endpoint.OpenAsync(_stop.Token).ConfigureAwait(false);
+                transport = _endpoint.OpenAsync(_stop.Token).GetAwaiter().GetResult();
             }
             catch (Exception) when (!_stop.IsCancellationRequested)
             {
                 // Not there (yet): poll quickly at first, then at most twice a second.
-                await Task.Delay(delay, _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                _stop.Token.WaitHandle.WaitOne(delay);
                 delay = TimeSpan.FromMilliseconds(Math.Min(500, delay.TotalMilliseconds * 2));
                 continue;
             }
@@ -197,7 +199,8 @@ public sealed class ConsoleLink : IAsyncDisposable
                 }
                 while (true)
                 {
-                    var n = await transport.ReadAsync(buf, _stop.Token).ConfigureAwait(false);
+                    // Not pollable (a followed file): its reads are asynchronous; waiting on them here keeps the pump on its own thread.
+                    var n = transport.ReadAsync(buf, _stop.Token).AsTask().GetAwaiter().GetResult();
                     if (n == 0)
                     {
                         reason = "closed by the other end";
