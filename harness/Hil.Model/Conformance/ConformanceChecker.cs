@@ -703,6 +703,13 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             {
                 if (t!.Call >= 0) { Fail(h, $"task starts a call while its call {h.Name(t.Call)} is still in flight"); return; }
                 if (!CheckLeftovers(h, t)) return;
+                // A waiter lives on its caller's stack: its address comes back (a new task's stack in
+                // the same place) only once the call that had it is past wait_final, so a final of that
+                // call still pending (inside the race window) ran before this wait_init.
+                while (h.FailReason is null && h.CallOfWaiter.TryGetValue(e.Waiter, out var before)
+                       && h.Pending.Exists(p => p.Call == before && p.Kind == TriggerKind.Final))
+                    ApplyAt(h, EarliestHead(h));
+                if (h.FailReason is not null) return;
                 if (h.CallOfWaiter.TryGetValue(e.Waiter, out var other)) { Fail(h, $"waiter address {e.Waiter:x} is already in flight ({h.Name(other)})"); return; }
                 if (e.Total >= 0 && e.Total != d.Total) { Fail(h, $"the driver counts {e.Total} thread(s); the model was given {d.Total} (policy {d.Policy.Name}, {d.SecureThreads} secure threads)"); return; }
                 if (e.SysReq >= 0 && e.SysReq != d.SysReqCount && !_registerSeen && seeds.SysReq is null && h.Pending.Count == 0)

@@ -106,6 +106,45 @@ public class ConformanceTests
     }
 
     [Test]
+    public void A_waiter_address_reused_by_a_new_task_soon_after_the_final_is_a_new_call()
+    {
+        // Seen on qemu-optee: sh-701's call ends, sh-703 (a new process, its stack in the same place)
+        // starts one 98 ms later with the same waiter address, well inside the race window.
+        var trace = Header + """
+
+            {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
+            {"t":0.0,"task":"A-1","ev":"admitted"}
+            {"t":0.0,"task":"A-1","ev":"smc_begin","smc":"call"}
+            {"t":0.2,"task":"A-1","ev":"smc_end","result":"ok"}
+            {"t":0.2,"task":"A-1","ev":"final","w":"a0"}
+            {"t":0.3,"task":"B-2","ev":"wait_init","w":"a0","sys":0}
+            {"t":0.3,"task":"B-2","ev":"admitted"}
+            {"t":0.3,"task":"B-2","ev":"smc_begin","smc":"call"}
+            {"t":0.5,"task":"B-2","ev":"smc_end","result":"ok"}
+            {"t":0.5,"task":"B-2","ev":"final","w":"a0"}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace, "reuse.jsonl");
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.Calls, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void A_waiter_address_in_use_by_a_call_that_has_not_ended_diverges()
+    {
+        var trace = Header + """
+
+            {"t":0.0,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
+            {"t":0.0,"task":"A-1","ev":"admitted"}
+            {"t":0.1,"task":"B-2","ev":"wait_init","w":"a0","sys":0}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace, "reuse.jsonl");
+        Assert.That(r.Divergence!.Line, Is.EqualTo(4));
+        Assert.That(r.Divergence.Reason, Does.Contain("is already in flight"));
+    }
+
+    [Test]
     public void The_same_race_with_an_impossible_outcome_diverges()
     {
         // One thread: B admitted while A is still inside and A never ends before: impossible.
