@@ -1,3 +1,4 @@
+using Hil.Boards.BoardFiles;
 using Hil.Boards.Boot;
 using Hil.Boards.Failures;
 using Hil.Boards.Power;
@@ -110,9 +111,8 @@ public sealed class BoardSessionTests : BoardTest
               password: { file: {{peer.PasswordFile}} }
               timeout: 3s
             """);
-        await using var board = await Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = power }, ct);
-        var stages = new List<BootStage>();
-        board.Boot!.StageReached += stages.Add;
+        await using var board = await OpenWithPowerAsync(ws, spec, power, ct);
+        var stages = RecordStages(board);
         // Nothing answers on the console, so the session powers the board up and walks the stages.
         await board.EnsureShellAsync(ct);
         Assert.That((await board.Shell.RunAsync("echo up", null, ct)).Output, Is.EqualTo("up\n"));
@@ -147,9 +147,8 @@ public sealed class BoardSessionTests : BoardTest
                 interrupt: { send: ' ', prompt: '=> ', commands: [ boot ] }
               kernel: { expect: 'Booting Linux on physical CPU', timeout: 15s }
             """);
-        await using var board = await Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = new PeerPower(peer) }, ct);
-        var stages = new List<BootStage>();
-        board.Boot!.StageReached += stages.Add;
+        await using var board = await OpenWithPowerAsync(ws, spec, new PeerPower(peer), ct);
+        var stages = RecordStages(board);
         await board.BootAsync(ct);
         Assert.That(stages, Is.EqualTo(new[] { BootStage.Off, BootStage.Firmware, BootStage.Bootloader, BootStage.Kernel, BootStage.Login, BootStage.Shell }));
     }
@@ -172,9 +171,8 @@ public sealed class BoardSessionTests : BoardTest
             boot:
               kernel: { expect: 'Booting Linux on physical CPU', timeout: 15s }
             """);
-        await using var board = await Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = new PeerPower(peer) }, ct);
-        var stages = new List<BootStage>();
-        board.Boot!.StageReached += stages.Add;
+        await using var board = await OpenWithPowerAsync(ws, spec, new PeerPower(peer), ct);
+        var stages = RecordStages(board);
         await board.BootAsync(ct);
         Assert.That(stages, Is.EqualTo(new[] { BootStage.Off, BootStage.Kernel, BootStage.Login, BootStage.Shell }));
     }
@@ -191,7 +189,7 @@ public sealed class BoardSessionTests : BoardTest
             boot:
               kernel: {"{"} expect: 'Booting Linux', timeout: 2s {"}"}
             """);
-        await using var board = await Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = new PeerPower(peer) }, ct);
+        await using var board = await OpenWithPowerAsync(ws, spec, new PeerPower(peer), ct);
         // The console talked (a bootloader banner) but no kernel came: the board's failure, and the session is done.
         var ex = await Assert.ThrowsAsync<ProductFailureException>(() => board.BootAsync(ct));
         Assert.That(ex!.Evidence, Has.Some.Contains("bad image"));
@@ -212,6 +210,17 @@ public sealed class BoardSessionTests : BoardTest
         await peer.PlugInAsync();
         Assert.That((await board.Shell.RunAsync("echo again", null, ct)).Output, Is.EqualTo("again\n"));
         Assert.That(board.Console.Reconnects, Is.EqualTo(1));
+    }
+
+    private static Task<Board> OpenWithPowerAsync(Workspace ws, BoardSpec spec, IPowerDriver power, CancellationToken ct) =>
+        Board.OpenAsync(spec, new BoardOptions { LogDirectory = Path.Combine(ws.Dir, "logs"), Logger = ws.Logger, Power = power }, ct);
+
+    /// <summary>The boot stages the board reports, in order, from now on.</summary>
+    private static List<BootStage> RecordStages(Board board)
+    {
+        var stages = new List<BootStage>();
+        board.Boot!.StageReached += stages.Add;
+        return stages;
     }
 
     /// <summary>The power hook as the QEMU board uses it: here "power" is the console peer process.</summary>
