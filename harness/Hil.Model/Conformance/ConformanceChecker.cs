@@ -68,7 +68,8 @@ internal sealed class RestartException(SeedPlan plan) : Exception("restart")
     public SeedPlan Plan { get; } = plan;
 }
 
-internal enum TriggerKind : byte { Arrive, Wake, Requeue, Recheck, Final }
+/// <summary>Forward: wait_final's second complete_one, owed by a caller that had absorbed a wake-up.</summary>
+internal enum TriggerKind : byte { Arrive, Wake, Requeue, Recheck, Final, Forward }
 
 /// <summary>A critical section known to have begun (its probe fired) but not yet placed in lock order.
 /// Order/Time: where it most likely ran (the probe's line, or the first line from inside it).</summary>
@@ -197,6 +198,23 @@ internal sealed class Hypothesis
         return -1;
     }
 
+    /// <summary>
+    /// The task's first pending step that must run before a line of <paramref name="line"/>'s kind,
+    /// or -1. Two steps may wait past the task's next line: a forward owed by its wait_final, at a
+    /// complete line while an earlier wake-up of the same wait_final is still to be shown (that line
+    /// comes from the first complete_one); and the return from wait_for_completion of a caller whose
+    /// wake-up came before it slept, at its block line (that probe fires before the wait).
+    /// </summary>
+    public int DueIndexOf(int task, TraceKind line)
+    {
+        var i = PendingIndexOf(task);
+        if (i < 0) return i;
+        var k = Pending[i].Kind;
+        if (k == TriggerKind.Forward && line == TraceKind.Complete && Task(task).ExpectComplete.Count > 0) return -1;
+        if (k == TriggerKind.Wake && line == TraceKind.Block) return -1;
+        return i;
+    }
+
     /// <summary>Canonical key, for merging hypotheses that reached the same point.</summary>
     public string Key()
     {
@@ -300,7 +318,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
         ForceStale(_current, e.Time);
         var h = _current;
-        while (h.FailReason is null && h.PendingIndexOf(e.Task) >= 0) ApplyAt(h, EarliestHead(h));
+        while (h.FailReason is null && h.DueIndexOf(e.Task, e.Kind) >= 0) ApplyAt(h, EarliestHead(h));
         if (h.FailReason is null) Handle(h, in e);
         if (h.FailReason is not null) return Failed(in e, index, h.FailReason, h);
         Observe(h);
@@ -414,7 +432,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         string? reason = null;
         var lineOrderFailed = false;
         var first = true;
-        foreach (var b in Expand(start, e.Task, readsCounters: false))
+        foreach (var b in Expand(start, e.Task, e.Kind, readsCounters: false))
         {
             if (b.FailReason is null) Handle(b, in e);
             if (b.FailReason is null) { Observe(b); survivors.Add(b); }
@@ -542,19 +560,19 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 
     private static bool ReadsCounters(in TraceEvent e) => e.Free >= 0 || e.SysReq >= 0 || e.Done >= 0;
 
-    private List<Hypothesis> Expand(Hypothesis h, int task, bool readsCounters)
+    private List<Hypothesis> Expand(Hypothesis h, int task, TraceKind line, bool readsCounters)
     {
-        var own = h.PendingIndexOf(task);
+        var own = h.DueIndexOf(task, line);
         var others = h.Pending.Any(p => p.Task != task);
         if (!others || (own < 0 && !readsCounters))
         {
-            while (h.FailReason is null && h.PendingIndexOf(task) is var i and >= 0) ApplyAt(h, i);
+            while (h.FailReason is null && h.DueIndexOf(task, line) is var i and >= 0) ApplyAt(h, i);
             return [h];
         }
         var results = new List<Hypothesis>();
         var seen = new HashSet<string>();
         var budget = SearchBudget;
-        Search(h, task, readsCounters, results, seen, ref budget);
+        Search(h, task, line, readsCounters, results, seen, ref budget);
         if (budget <= 0 && !_searchCapped)
         {
             _searchCapped = true;
@@ -569,11 +587,11 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     /// <param name="readsCounters">The line read shared counters before any lock: others' pending
     /// critical sections may already be in what it read, so they may run first even when this task has
     /// nothing pending.</param>
-    private void Search(Hypothesis cur, int task, bool readsCounters, List<Hypothesis> results, HashSet<string> seen, ref int budget)
+    private void Search(Hypothesis cur, int task, TraceKind line, bool readsCounters, List<Hypothesis> results, HashSet<string> seen, ref int budget)
     {
         if (--budget < 0) return;
         if (cur.FailReason is not null) { results.Add(cur); return; }
-        var ownLeft = cur.PendingIndexOf(task) >= 0;
+        var ownLeft = cur.DueIndexOf(task, line) >= 0;
         if (!ownLeft && !seen.Add(cur.Key())) return;
         if (!ownLeft) results.Add(cur);
         // Next step of each task with pending steps, in line order (the canonical choice first).
@@ -592,13 +610,21 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         {
             var next = cur.Clone();
             ApplyAt(next, i);
-            Search(next, task, readsCounters, results, seen, ref budget);
+            Search(next, task, line, readsCounters, results, seen, ref budget);
         }
     }
 
     private void ApplyAt(Hypothesis h, int index)
     {
         var p = h.Pending[index];
+        // A wait_final owing its forward holds the lock: any other critical section comes after the
+        // forward; only a return from wait_for_completion (lockless) may come between.
+        if (p.Kind is not (TriggerKind.Wake or TriggerKind.Forward) && h.Pending.FindIndex(x => x.Kind == TriggerKind.Forward) is var f and >= 0)
+        {
+            ApplyAt(h, f);
+            if (h.FailReason is not null) return;
+            if (f < index) index--;
+        }
         h.Pending.RemoveAt(index);
         Apply(h, p);
     }
@@ -643,35 +669,20 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                         Fail(h, $"{h.Name(p.Call)} was refused a secure thread and never retried, yet it ends");
                         return;
                     }
-                    d.Final(p.Call, _fx);
-                    var t = h.Task(p.Task);
-                    if (t.CloseSys)
+                    h.Task(p.Task).Call = -1;
+                    if (d.Leave(p.Call, _fx))
                     {
-                        var session = t.CloseSession is { } s && h.Sessions.TryGetValue(s, out var sid) ? sid
-                            : h.Sessions.Count > 0 ? h.Sessions.Values.First() : -1;
-                        if (session >= 0)
-                        {
-                            d.UnregisterSystem(session, _fx);
-                            h.Sessions.Remove(h.Sessions.First(kv => kv.Value == session).Key);
-                        }
-                        t.CloseSys = false;
+                        // The second complete_one is a step of its own: a caller woken by the first may
+                        // consume its wake-up before it (the task's next complete line places it).
+                        NoteWakeups(h, p);
+                        h.Pending.Add(p with { Kind = TriggerKind.Forward });
+                        break;
                     }
-                    if (Probed(TraceKind.Complete))
-                        foreach (var fx in _fx)
-                            if (fx.Kind is EffectKind.Woken or EffectKind.Absorbed) t.ExpectComplete.Enqueue(fx.Subject);
-                    foreach (var fx in _fx)
-                    {
-                        if (fx.Kind is EffectKind.Woken or EffectKind.Absorbed) h.Stats.Wakeups++;
-                        if (fx.Kind is EffectKind.Absorbed) h.Stats.Absorbed++;
-                        // The sleeper may return from wait_for_completion any time from now, even before
-                        // its own woken probe fires (its vCPU can be preempted in between). Usually it is
-                        // later, so this step is placed last unless a line needs it earlier.
-                        if (fx.Kind is EffectKind.Woken && h.TaskOf[fx.Subject] is var wt and >= 0)
-                            h.Pending.Add(new Pending(wt, TriggerKind.Wake, fx.Subject, d.IsSys(fx.Subject), p.Line, double.MaxValue) { Order = long.MaxValue });
-                    }
-                    t.Call = -1;
-                    h.Release(p.Call);
-                    // The TaskInfo stays: a task usually calls again soon, and allocating one per call costs more than it saves.
+                    AfterFinal(h, p);
+                    break;
+                case TriggerKind.Forward:
+                    d.Forward(p.Call, _fx);
+                    AfterFinal(h, p);
                     break;
             }
         }
@@ -683,6 +694,46 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         h.NoteCounters();
         foreach (var fx in _fx)
             if (fx.Kind == EffectKind.InvariantBroken) Fail(h, $"model invariant broken: {fx.Detail}");
+    }
+
+    /// <summary>wait_final is over: a closed system session is uncounted, the call's id is freed.</summary>
+    private void AfterFinal(Hypothesis h, Pending p)
+    {
+        var d = h.D;
+        var t = h.Task(p.Task);
+        if (t.CloseSys)
+        {
+            var session = t.CloseSession is { } s && h.Sessions.TryGetValue(s, out var sid) ? sid
+                : h.Sessions.Count > 0 ? h.Sessions.Values.First() : -1;
+            if (session >= 0)
+            {
+                d.UnregisterSystem(session, _fx);
+                h.Sessions.Remove(h.Sessions.First(kv => kv.Value == session).Key);
+            }
+            t.CloseSys = false;
+        }
+        NoteWakeups(h, p);
+        h.Release(p.Call);
+        // The TaskInfo stays: a task usually calls again soon, and allocating one per call costs more than it saves.
+    }
+
+    /// <summary>The wake-ups in <see cref="_fx"/>: the complete lines they must show, counts, and the woken callers' wake steps.</summary>
+    private void NoteWakeups(Hypothesis h, Pending p)
+    {
+        var t = h.Task(p.Task);
+        var complete = Probed(TraceKind.Complete);
+        foreach (var fx in _fx)
+        {
+            if (fx.Kind is not (EffectKind.Woken or EffectKind.Absorbed)) continue;
+            if (complete) t.ExpectComplete.Enqueue(fx.Subject);
+            h.Stats.Wakeups++;
+            if (fx.Kind is EffectKind.Absorbed) { h.Stats.Absorbed++; continue; }
+            // The sleeper may return from wait_for_completion any time from now, even before its own
+            // woken probe fires (its vCPU can be preempted in between). Usually it is later, so this
+            // step is placed last unless a line needs it earlier.
+            if (h.TaskOf[fx.Subject] is var wt and >= 0)
+                h.Pending.Add(new Pending(wt, TriggerKind.Wake, fx.Subject, h.D.IsSys(fx.Subject), p.Line, double.MaxValue) { Order = long.MaxValue });
+        }
     }
 
     private static string WhoGotIt(Hypothesis h)
@@ -707,7 +758,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 // the same place) only once the call that had it is past wait_final, so a final of that
                 // call still pending (inside the race window) ran before this wait_init.
                 while (h.FailReason is null && h.CallOfWaiter.TryGetValue(e.Waiter, out var before)
-                       && h.Pending.Exists(p => p.Call == before && p.Kind == TriggerKind.Final))
+                       && h.Pending.Exists(p => p.Call == before && p.Kind is TriggerKind.Final or TriggerKind.Forward))
                     ApplyAt(h, EarliestHead(h));
                 if (h.FailReason is not null) return;
                 if (h.CallOfWaiter.TryGetValue(e.Waiter, out var other)) { Fail(h, $"waiter address {e.Waiter:x} is already in flight ({h.Name(other)})"); return; }

@@ -28,6 +28,11 @@ public enum CallPhase : byte
     WakingRefused = 8,
     /// <summary>Moved to the tail with its completion cleared; the admission test is re-run in a second critical section.</summary>
     Rechecking = 9,
+    /// <summary>
+    /// In wait_final between its two complete_one calls: out of the list, slot given back, the lock
+    /// held; it had absorbed a wake-up and still owes the second complete_one that forwards it.
+    /// </summary>
+    Forwarding = 10,
 }
 
 public static class CallPhaseExtensions
@@ -35,7 +40,7 @@ public static class CallPhaseExtensions
     public static bool IsAsleep(this CallPhase p) => p is CallPhase.QueuedAsleep or CallPhase.RefusedAsleep;
 
     /// <summary>In the list (every in-flight caller, running or asleep, stays in it).</summary>
-    public static bool IsInList(this CallPhase p) => p is not (CallPhase.NotArrived or CallPhase.Ended);
+    public static bool IsInList(this CallPhase p) => p is not (CallPhase.NotArrived or CallPhase.Ended or CallPhase.Forwarding);
 
     /// <summary>Holds a counted slot (taken at admission, given back in wait_final).</summary>
     public static bool HoldsSlot(this CallPhase p) =>
@@ -56,6 +61,7 @@ public static class CallPhaseExtensions
         CallPhase.Waking => "waking",
         CallPhase.WakingRefused => "waking-refused",
         CallPhase.Rechecking => "rechecking",
+        CallPhase.Forwarding => "forwarding",
         _ => p.ToString(),
     };
 }

@@ -252,24 +252,52 @@ public sealed class DriverState
     }
 
     /// <summary>
-    /// wait_final under the lock: leave the list, give the slot back, wake one; a caller whose own
-    /// completion was set while it ran absorbed a wake-up meant for a waiter, so it wakes one more.
+    /// The whole of wait_final with nothing in between its two complete_one calls (what the timed
+    /// simulator does: the forward follows within nanoseconds on real hardware).
     /// </summary>
     public void Final(int call, List<Effect> fx)
+    {
+        if (Leave(call, fx)) Forward(call, fx);
+    }
+
+    /// <summary>
+    /// wait_final under the lock, up to its first complete_one: leave the list, give the slot back,
+    /// wake one. Returns true when the caller's own completion was set while it ran (it absorbed a
+    /// wake-up meant for a waiter): it then still owes a second complete_one (<see cref="Forward"/>)
+    /// and stays <see cref="CallPhase.Forwarding"/>, holding the lock. The two complete_ones are not
+    /// atomic for a lockless step: the caller the first one woke may return from
+    /// wait_for_completion in between, consuming its wake-up, and then the second finds it first
+    /// and not done and completes it again (a wake-up its move to the tail erases).
+    /// </summary>
+    public bool Leave(int call, List<Effect> fx)
     {
         if (_phase[call] == CallPhase.InSecure) Exit(call, fx);
         Require(_phase[call] == CallPhase.Exited, call, "end");
         RemoveFromList(call);
         if (Total > 0) Free++;
-        _phase[call] = CallPhase.Ended;
         fx.Add(new(EffectKind.Ended, call));
         CompleteOne(fx);
-        if (_done[call])
-        {
-            fx.Add(new(EffectKind.Forwarded, call));
-            CompleteOne(fx);
-        }
+        var owes = _done[call];
+        // The phase alone records the debt: the call is out of the list, so its flag is nobody's business.
         _done[call] = false;
+        _phase[call] = owes ? CallPhase.Forwarding : CallPhase.Ended;
+        return owes;
+    }
+
+    /// <summary>wait_final's second complete_one, forwarding the wake-up the caller had absorbed; the lock is released after it.</summary>
+    public void Forward(int call, List<Effect> fx)
+    {
+        Require(_phase[call] == CallPhase.Forwarding, call, "forward a wake-up (it owes none)");
+        fx.Add(new(EffectKind.Forwarded, call));
+        CompleteOne(fx);
+        _phase[call] = CallPhase.Ended;
+    }
+
+    /// <summary>The call that is between the two complete_ones of its wait_final (it holds the lock), or -1.</summary>
+    public int Forwarding()
+    {
+        for (var c = 0; c < _phase.Length; c++) if (_phase[c] == CallPhase.Forwarding) return c;
+        return -1;
     }
 
     /// <summary>
@@ -367,6 +395,7 @@ public sealed class DriverState
             var c = _list[i];
             if ((_phase[c].IsAsleep() && _done[c]) || _phase[c].IsWaking()) return -1;   // a wake-up is on its way
         }
+        if (Forwarding() >= 0) return -1;   // a second complete_one is about to run
         for (var i = 0; i < _listCount; i++)
         {
             var c = _list[i];

@@ -71,6 +71,7 @@ public static class Rendering
         yield return $"terminal states: {r.Stats.TerminalStates:N0} ({r.Stats.CompletedTerminalStates:N0} with every call finished), distinct outcomes: {r.FinalOutcomes.Count}";
         yield return $"most in the secure world at once: {r.Stats.MaxInSecure} (normal {r.Stats.MaxNormalInSecure}, system {r.Stats.MaxSystemInSecure})" +
                      (r.Stats.MaxNormalInSecureWhileSystemRegistered >= 0 ? $"; normal while a system session is registered: {r.Stats.MaxNormalInSecureWhileSystemRegistered}" : "");
+        yield return $"a wake-up can be lost (set on a woken caller before its move to the tail): {(r.Stats.WakeupLossReachable ? "yes" : "no")}";
         if (r.Findings.Count == 0) { yield return "findings: none"; yield break; }
         foreach (var (kind, count) in r.FindingStates.OrderBy(k => k.Key))
             yield return $"{count:N0} state(s) with a {kind switch { FindingKind.Deadlock => "deadlock", FindingKind.Stranded => "stranded waiter", _ => "broken invariant" }}";
@@ -97,7 +98,7 @@ public static class Rendering
             seconds = r.Elapsed.TotalSeconds, complete = r.Complete, findings = r.Findings.Count,
             max_in_secure = r.Stats.MaxInSecure, max_normal_in_secure = r.Stats.MaxNormalInSecure, max_system_in_secure = r.Stats.MaxSystemInSecure,
             max_normal_while_system_registered = r.Stats.MaxNormalInSecureWhileSystemRegistered,
-            terminal_states = r.Stats.TerminalStates, outcomes = r.FinalOutcomes.Order().ToList(),
+            terminal_states = r.Stats.TerminalStates, wakeup_loss_reachable = r.Stats.WakeupLossReachable, outcomes = r.FinalOutcomes.Order().ToList(),
         }, Json);
     }
 

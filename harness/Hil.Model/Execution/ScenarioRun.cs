@@ -74,11 +74,18 @@ public sealed class ScenarioRun
 
     public bool AllEnded => Enumerable.Range(0, Scenario.Clients.Count).All(c => CurrentOp(c) is null);
 
-    /// <summary>Every step some task can take now, in a fixed order (clients, then calls).</summary>
+    /// <summary>
+    /// Every step some task can take now, in a fixed order (clients, then calls). While a call is
+    /// between the two complete_ones of its wait_final it holds the lock: only lockless steps (an
+    /// SMC, its return, a return from wait_for_completion) may run before its forward.
+    /// </summary>
     public void EnabledSteps(List<Step> steps)
     {
         steps.Clear();
-        for (var c = 0; c < _pc.Length; c++)
+        var forwarding = Driver.Forwarding();
+        if (forwarding >= 0) steps.Add(new(StepKind.Forward, forwarding));
+        var locked = forwarding >= 0;
+        for (var c = 0; c < _pc.Length && !locked; c++)
         {
             switch (StartableOp(c))
             {
@@ -92,11 +99,11 @@ public sealed class ScenarioRun
             {
                 case CallPhase.Admitted: steps.Add(new(StepKind.Smc, call)); break;
                 case CallPhase.QueuedAsleep or CallPhase.RefusedAsleep when Driver.IsDone(call): steps.Add(new(StepKind.Wake, call)); break;
-                case CallPhase.Waking or CallPhase.WakingRefused: steps.Add(new(StepKind.Requeue, call)); break;
-                case CallPhase.Rechecking: steps.Add(new(StepKind.Recheck, call)); break;
-                case CallPhase.InSecure when NeedsMet(call):
+                case CallPhase.Waking or CallPhase.WakingRefused when !locked: steps.Add(new(StepKind.Requeue, call)); break;
+                case CallPhase.Rechecking when !locked: steps.Add(new(StepKind.Recheck, call)); break;
+                case CallPhase.InSecure when NeedsMet(call) && (!FoldSmc || !locked):
                     steps.Add(new(FoldSmc ? StepKind.End : StepKind.Exit, call)); break;
-                case CallPhase.Exited: steps.Add(new(StepKind.End, call)); break;
+                case CallPhase.Exited when !locked: steps.Add(new(StepKind.End, call)); break;
             }
         }
     }
@@ -141,15 +148,24 @@ public sealed class ScenarioRun
             {
                 var call = Scenario.Calls[step.Subject];
                 if (!NeedsMet(step.Subject)) throw new ModelStepException($"{call.Name} cannot end before the calls it needs");
-                var wasSystemSession = Driver.IsSys(step.Subject);
-                Driver.Final(step.Subject, fx);
-                if (call.IsClose && wasSystemSession) Driver.UnregisterSystem(call.Session, fx);
-                _pc[call.Client]++;
+                if (!Driver.Leave(step.Subject, fx)) AfterFinal(step.Subject, fx);
                 break;
             }
+            case StepKind.Forward:
+                Driver.Forward(step.Subject, fx);
+                AfterFinal(step.Subject, fx);
+                break;
             default:
                 throw new ModelStepException($"unknown step {step}");
         }
+    }
+
+    /// <summary>wait_final is over (the lock released): a closed system session is uncounted, and the client moves on.</summary>
+    private void AfterFinal(int callId, List<Effect> fx)
+    {
+        var call = Scenario.Calls[callId];
+        if (call.IsClose && Driver.IsSys(callId)) Driver.UnregisterSystem(call.Session, fx);
+        _pc[call.Client]++;
     }
 
     private void AfterAdmission(int call, List<Effect> fx)
@@ -167,6 +183,7 @@ public sealed class ScenarioRun
         StepKind.Recheck => $"{Scenario.CallName(s.Subject)} re-checks its admission",
         StepKind.Exit => $"{Scenario.CallName(s.Subject)} returns from the secure world",
         StepKind.End => $"{Scenario.CallName(s.Subject)} ends (wait_final{(Scenario.Calls[s.Subject].IsClose ? ", session closed" : "")})",
+        StepKind.Forward => $"{Scenario.CallName(s.Subject)} forwards its absorbed wake-up (wait_final's second complete_one)",
         _ => s.ToString(),
     };
 

@@ -17,8 +17,10 @@ public enum StepKind : byte
     Recheck,
     /// <summary>The call's last SMC returns and frees its secure thread (Subject = call).</summary>
     Exit,
-    /// <summary>wait_final; for a CLOSE of a system session also the uncounting (Subject = call).</summary>
+    /// <summary>wait_final up to its first complete_one; for a CLOSE of a system session also the uncounting unless a forward is owed (Subject = call).</summary>
     End,
+    /// <summary>wait_final's second complete_one, forwarding an absorbed wake-up; then the uncounting of a closed system session (Subject = call).</summary>
+    Forward,
 }
 
 public readonly record struct Step(StepKind Kind, int Subject)

@@ -16,7 +16,9 @@ public sealed record ExploreStats(
     /// <summary>Most normal callers in the secure world at once while a system session was registered (-1: never registered).</summary>
     int MaxNormalInSecureWhileSystemRegistered,
     long TerminalStates,
-    long CompletedTerminalStates);
+    long CompletedTerminalStates,
+    /// <summary>Some interleaving erases a wake-up (reinit_completion after the caller woke): that caller's waiters may sleep beside a free slot for a while.</summary>
+    bool WakeupLossReachable = false);
 
 public sealed record ExplorationResult(
     Scenario Scenario,
@@ -71,6 +73,7 @@ public static class Explorer
         var outcomes = new HashSet<string>();
         var steps = new List<Step>();
         long transitions = 0, terminal = 0, completed = 0;
+        var lossReachable = false;
         int maxIn = 0, maxNormal = 0, maxSys = 0, maxNormalWhileSys = -1;
         var complete = true;
         var run = start.Clone();
@@ -129,13 +132,14 @@ public static class Explorer
             .Select(f => f.Template with { Path = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry) })
             .ToList();
         return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
-            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed));
+            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed, lossReachable));
 
         // An invariant breaks on a transition: kept as the path to its source state plus that step.
         void Note(ScenarioRun r, int sourceIdx, int stepCode, List<Effect> effects)
         {
             foreach (var e in effects)
-                if (e.Kind == EffectKind.InvariantBroken)
+                if (e.Kind == EffectKind.WakeupLost) lossReachable = true;
+                else if (e.Kind == EffectKind.InvariantBroken)
                     Record(FindingKind.InvariantBroken, e.Detail ?? "", sourceIdx, Finding.Invariant(scenario, e.Subject, e.Detail ?? "", null, r.DescribeState()), stepCode);
         }
 

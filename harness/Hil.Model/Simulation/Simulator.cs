@@ -10,6 +10,8 @@ namespace Hil.Model.Simulation;
 /// Tie-breaking at one instant (stable, documented in the README):
 /// 1. calls that end at this instant, one at a time in client order; a call released by a
 ///    dependency that ended at this instant ends after it;
+///    wait_final's two complete_ones run back to back (on hardware the forward of an absorbed
+///    wake-up follows within nanoseconds; the explorer also tries a woken caller between them);
 /// 2. right after each end, the callers its wake-ups reached re-evaluate, in wake order (an SMC
 ///    refused before is retried at once);
 /// 3. then the clients whose next step is due, in client order (arrivals and
@@ -53,6 +55,7 @@ public static class Simulator
                 while (NextEndAt(run, now, enteredAt, endedAt) is { } ending)
                 {
                     run.Apply(new Step(StepKind.End, ending), fx);
+                    if (run.Driver.Phase(ending) == CallPhase.Forwarding) run.Apply(new Step(StepKind.Forward, ending), fx);
                     endedAt[ending] = now;
                     clientFreeAt[calls[ending].Client] = now;
                     var woken = fx.Where(e => e.Kind == EffectKind.Woken).Select(e => e.Subject).ToList();

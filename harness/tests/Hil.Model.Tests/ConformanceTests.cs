@@ -236,6 +236,139 @@ public class ConformanceTests
         Assert.That(r.Stats.WakeupsLost, Is.EqualTo(1));
     }
 
+    private const string LegacyHeader = """{"type":"header","policy":"legacy","threads":2,"probes":["wait_init","admitted","block","woken","complete","final","smc_begin","smc_end"]}""";
+
+    // Mainline, two threads (a board history on 6.12): A absorbed B's wake-up, so A's wait_final
+    // calls complete_one twice under the lock. The first wakes W; W returns from
+    // wait_for_completion (no lock needed) before the second, which finds W first and not done and
+    // completes it again — X stays asleep, and W's move to the tail erases the second wake-up.
+    private const string ForwardRace = Header + """
+
+        {"t":0.000,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
+        {"t":0.000,"task":"A-1","ev":"admitted"}
+        {"t":0.001,"task":"B-2","ev":"wait_init","w":"b0","sys":0}
+        {"t":0.001,"task":"B-2","ev":"admitted"}
+        {"t":0.002,"task":"W-3","ev":"wait_init","w":"aa","sys":0}
+        {"t":0.002,"task":"W-3","ev":"block","w":"aa"}
+        {"t":0.003,"task":"X-4","ev":"wait_init","w":"cc","sys":0}
+        {"t":0.003,"task":"X-4","ev":"block","w":"cc"}
+        {"t":0.100,"task":"B-2","ev":"final","w":"b0","done":0}
+        {"t":0.100,"task":"B-2","ev":"complete","w":"a0"}
+        {"t":0.200,"task":"A-1","ev":"final","w":"a0","done":1}
+        {"t":0.200,"task":"A-1","ev":"complete","w":"aa"}
+        {"t":0.202,"task":"W-3","ev":"woken","w":"aa"}
+        {"t":0.204,"task":"A-1","ev":"complete","w":"SECOND"}
+        {"t":0.205,"task":"W-3","ev":"admitted"}
+        {"t":0.300,"task":"W-3","ev":"final","w":"aa","done":0}
+        {"t":0.300,"task":"W-3","ev":"complete","w":"cc"}
+        {"t":0.301,"task":"X-4","ev":"woken","w":"cc"}
+        {"t":0.301,"task":"X-4","ev":"admitted"}
+        {"t":0.400,"task":"X-4","ev":"final","w":"cc","done":0}
+
+        """;
+
+    [Test]
+    public void A_wakeup_consumed_between_the_two_complete_ones_of_a_wait_final_is_completed_again()
+    {
+        var r = ConformanceChecker.CheckText(ForwardRace.Replace("SECOND", "aa"), "forward-race.jsonl");
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.WakeupsLost, Is.EqualTo(1), "W's move to the tail erases the second wake-up");
+
+        // Without the race the forward reaches X, the next not-done entry: also a history the kernel allows.
+        var atOnce = ConformanceChecker.CheckText(ForwardRace.Replace("SECOND", "cc").Replace(
+            """{"t":0.300,"task":"W-3","ev":"complete","w":"cc"}""", ""), "forward-at-once.jsonl");
+        Assert.That(atOnce.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(atOnce)));
+        Assert.That(atOnce.Stats.WakeupsLost, Is.Zero);
+
+        // B has ended: no order of the critical sections lets the forward reach it.
+        var wrong = ConformanceChecker.CheckText(ForwardRace.Replace("SECOND", "b0"), "forward-wrong.jsonl");
+        Assert.That(wrong.Conforms, Is.False);
+        Assert.That(wrong.Divergence!.Line, Is.EqualTo(15));
+    }
+
+    [Test]
+    public void Under_legacy_the_forward_may_complete_the_same_refused_caller_twice()
+    {
+        // A board history on 6.1: C's end lands on A (running); A's end wakes B (refused, asleep),
+        // B consumes it, and A's forward completes B again: the model has no other entry to give it to.
+        var trace = LegacyHeader + """
+
+            {"t":0.000,"task":"A-1","ev":"wait_init","w":"a0"}
+            {"t":0.000,"task":"A-1","ev":"admitted"}
+            {"t":0.000,"task":"A-1","ev":"smc_begin","smc":"call"}
+            {"t":0.001,"task":"C-2","ev":"wait_init","w":"c0"}
+            {"t":0.001,"task":"C-2","ev":"admitted"}
+            {"t":0.001,"task":"C-2","ev":"smc_begin","smc":"call"}
+            {"t":0.002,"task":"B-3","ev":"wait_init","w":"b0"}
+            {"t":0.002,"task":"B-3","ev":"admitted"}
+            {"t":0.002,"task":"B-3","ev":"smc_begin","smc":"call"}
+            {"t":0.002,"task":"B-3","ev":"smc_end","result":"ethread_limit"}
+            {"t":0.002,"task":"B-3","ev":"block","w":"b0"}
+            {"t":0.100,"task":"C-2","ev":"smc_end","result":"ok"}
+            {"t":0.100,"task":"C-2","ev":"final","w":"c0","done":0}
+            {"t":0.100,"task":"C-2","ev":"complete","w":"a0"}
+            {"t":0.200,"task":"A-1","ev":"smc_end","result":"ok"}
+            {"t":0.200,"task":"A-1","ev":"final","w":"a0","done":1}
+            {"t":0.200,"task":"A-1","ev":"complete","w":"b0"}
+            {"t":0.202,"task":"A-1","ev":"complete","w":"b0"}
+            {"t":0.203,"task":"B-3","ev":"woken","w":"b0"}
+            {"t":0.203,"task":"B-3","ev":"smc_begin","smc":"call"}
+            {"t":0.204,"task":"B-3","ev":"smc_end","result":"ok"}
+            {"t":0.204,"task":"B-3","ev":"final","w":"b0","done":0}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace, "legacy-forward.jsonl");
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.WakeupsLost, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_wakeup_set_before_the_caller_sleeps_is_consumed_after_its_block_probe()
+    {
+        // Legacy (6.1, xtest 1013): B holds a wake-up it absorbed from Z. W is refused; A's end
+        // completes W before W reaches wait_for_completion. W's block probe fires on the way in; until
+        // W returns, its completion stays set, so B's end skips it and lands on D (running).
+        var trace = LegacyHeader + """
+
+            {"t":0.000,"task":"Z-1","ev":"wait_init","w":"f0"}
+            {"t":0.000,"task":"Z-1","ev":"admitted"}
+            {"t":0.000,"task":"Z-1","ev":"smc_begin","smc":"call"}
+            {"t":0.001,"task":"B-2","ev":"wait_init","w":"b0"}
+            {"t":0.001,"task":"B-2","ev":"admitted"}
+            {"t":0.001,"task":"B-2","ev":"smc_begin","smc":"call"}
+            {"t":0.050,"task":"Z-1","ev":"smc_end","result":"ok"}
+            {"t":0.050,"task":"Z-1","ev":"final","w":"f0","done":0}
+            {"t":0.050,"task":"Z-1","ev":"complete","w":"b0"}
+            {"t":0.060,"task":"A-3","ev":"wait_init","w":"a0"}
+            {"t":0.060,"task":"A-3","ev":"admitted"}
+            {"t":0.060,"task":"A-3","ev":"smc_begin","smc":"call"}
+            {"t":0.070,"task":"W-4","ev":"wait_init","w":"aa"}
+            {"t":0.070,"task":"W-4","ev":"admitted"}
+            {"t":0.070,"task":"W-4","ev":"smc_begin","smc":"call"}
+            {"t":0.070,"task":"W-4","ev":"smc_end","result":"ethread_limit"}
+            {"t":0.100,"task":"A-3","ev":"smc_end","result":"ok"}
+            {"t":0.100,"task":"A-3","ev":"final","w":"a0","done":0}
+            {"t":0.100,"task":"A-3","ev":"complete","w":"aa"}
+            {"t":0.101,"task":"D-5","ev":"wait_init","w":"d0"}
+            {"t":0.101,"task":"D-5","ev":"admitted"}
+            {"t":0.101,"task":"D-5","ev":"smc_begin","smc":"call"}
+            {"t":0.102,"task":"W-4","ev":"block","w":"aa"}
+            {"t":0.200,"task":"B-2","ev":"smc_end","result":"ok"}
+            {"t":0.200,"task":"B-2","ev":"final","w":"b0","done":1}
+            {"t":0.200,"task":"B-2","ev":"complete","w":"d0"}
+            {"t":0.201,"task":"W-4","ev":"woken","w":"aa"}
+            {"t":0.201,"task":"W-4","ev":"smc_begin","smc":"call"}
+            {"t":0.202,"task":"W-4","ev":"smc_end","result":"ok"}
+            {"t":0.202,"task":"W-4","ev":"final","w":"aa","done":0}
+            {"t":0.300,"task":"D-5","ev":"smc_end","result":"ok"}
+            {"t":0.300,"task":"D-5","ev":"final","w":"d0","done":1}
+
+            """;
+        var r = ConformanceChecker.CheckText(trace, "wake-after-block.jsonl");
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(r.Stats.WakeupsAbsorbed, Is.EqualTo(2), "Z's wake-up by B, B's by D");
+    }
+
     [TestCase("""{"t":0,"task":"A-1","w":"a0"}""", 2, "ev", "missing")]
     [TestCase("""{"t":0,"task":"A-1","ev":"wait_init"}""", 2, "w", "required")]
     [TestCase("""{"t":0,"task":"A-1","ev":"wait_init","w":"zz"}""", 2, "w", "not a hex address")]

@@ -63,6 +63,36 @@ public class KnownResultsTests
     }
 
     [Test]
+    public void Absorbed_wakeup_may_be_lost_only_when_the_woken_caller_returns_before_the_forward()
+    {
+        // Three clients: the only second complete_one is the forward of the absorbed wake-up, so
+        // a lost wake-up needs C to return from wait_for_completion between A's two complete_ones.
+        var sc = TestScenarios.Load("absorbed-wakeup");
+        Assert.That(Explorer.Run(sc).Stats.WakeupLossReachable, Is.True);
+        Assert.That(Simulator.Run(sc).Events.Any(e => e.Event == "wakeup-lost"), Is.False, "the timed run forwards at once");
+
+        // Walk it: A and B running, C asleep; B ends (A absorbs), A ends: under A's lock only the
+        // forward and lockless steps may run.
+        var run = new ScenarioRun(sc);
+        var fx = new List<Effect>();
+        var steps = new List<Step>();
+        foreach (var client in new[] { 0, 1, 2 }) run.Apply(new Step(StepKind.Arrive, client), fx);
+        run.Apply(new Step(StepKind.End, 1), fx);
+        run.Apply(new Step(StepKind.End, 0), fx);
+        run.EnabledSteps(steps);
+        Assert.That(steps, Is.EquivalentTo(new[] { new Step(StepKind.Forward, 0), new Step(StepKind.Wake, 2) }));
+        run.Apply(new Step(StepKind.Wake, 2), fx);
+        run.EnabledSteps(steps);
+        Assert.That(steps, Is.EqualTo(new[] { new Step(StepKind.Forward, 0) }), "C's move to the tail needs the lock A holds");
+        fx.Clear();
+        run.Apply(new Step(StepKind.Forward, 0), fx);
+        Assert.That(fx.Select(e => (e.Kind, e.Subject)), Is.EqualTo(new[] { (EffectKind.Forwarded, 0), (EffectKind.Absorbed, 2) }));
+        fx.Clear();
+        run.Apply(new Step(StepKind.Requeue, 2), fx);
+        Assert.That(fx[0].Kind, Is.EqualTo(EffectKind.WakeupLost));
+    }
+
+    [Test]
     public void Scmi_chain_deadlocks_under_legacy()
     {
         var sc = TestScenarios.Load("scmi-deadlock");

@@ -183,6 +183,44 @@ public class TransitionRuleTests
         Assert.That(d.Phase(2), Is.EqualTo(CallPhase.Admitted));
     }
 
+    [Test]
+    public void A_caller_woken_by_the_first_complete_one_may_return_before_the_forward_and_is_completed_again()
+    {
+        // wait_final holds the lock across both complete_ones, but wait_for_completion returns without
+        // it: the caller the first one woke may consume its wake-up before the second runs.
+        var d = Driver(Policy.Mainline, threads: 2);
+        d.Arrive(0, false, _fx); d.Smc(0, _fx);
+        d.Arrive(1, false, _fx); d.Smc(1, _fx);
+        d.Arrive(2, false, _fx); d.Arrive(3, false, _fx);   // W and X asleep
+        d.Final(1, _fx);                                     // B ends: A (running) absorbs it
+        _fx.Clear();
+        Assert.That(d.Leave(0, _fx), Is.True, "A absorbed a wake-up: it owes a forward");
+        Assert.That((d.Phase(0), d.Forwarding()), Is.EqualTo((CallPhase.Forwarding, 0)));
+        Assert.That(d.FindStranded(), Is.EqualTo(-1), "the forward is on its way");
+        Assert.That(_fx.Where(e => e.Kind == EffectKind.Woken).Select(e => e.Subject), Is.EqualTo(new[] { 2 }));
+        d.Wake(2, _fx);                                      // W returns before the forward
+        _fx.Clear();
+        d.Forward(0, _fx);
+        Assert.That(Kinds(), Is.EqualTo(new[] { EffectKind.Forwarded, EffectKind.Absorbed }));
+        Assert.That(_fx[1].Subject, Is.EqualTo(2), "W is first and not done: completed again, not X");
+        Assert.That(d.Phase(0), Is.EqualTo(CallPhase.Ended));
+        _fx.Clear();
+        d.Requeue(2, _fx);
+        Assert.That(Kinds()[0], Is.EqualTo(EffectKind.WakeupLost));
+        d.Recheck(2, _fx);
+        Assert.That(d.FindStranded(), Is.EqualTo(3), "X sleeps beside a free slot");
+
+        // Final() is both halves with nothing between: the forward reaches X.
+        var atOnce = Driver(Policy.Mainline, threads: 2);
+        atOnce.Arrive(0, false, _fx); atOnce.Smc(0, _fx); atOnce.Arrive(1, false, _fx); atOnce.Smc(1, _fx);
+        atOnce.Arrive(2, false, _fx); atOnce.Arrive(3, false, _fx);
+        atOnce.Final(1, _fx);
+        _fx.Clear();
+        atOnce.Final(0, _fx);
+        Assert.That(_fx.Where(e => e.Kind == EffectKind.Woken).Select(e => e.Subject), Is.EqualTo(new[] { 2, 3 }));
+        Assert.Throws<ModelStepException>(() => atOnce.Forward(0, _fx), "nothing owed any more");
+    }
+
     // ---- system sessions ----------------------------------------------------------------------------
 
     [TestCase("legacy", 2, false)]
