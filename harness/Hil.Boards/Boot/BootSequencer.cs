@@ -79,17 +79,19 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         var prompt = new Regex(intr.Prompt + "$", RegexOptions.Multiline);
         var clock = Stopwatch.StartNew();
         long? at = null;
+        var sent = 0;
         while (at is null)
         {
             if (clock.Elapsed > intr.CommandTimeout)
                 throw new ProductFailureException($"bootloader did not stop at /{intr.Prompt}/ within {intr.CommandTimeout.TotalSeconds:0} s",
                     ConsoleShell.Plain(console.Buffer.Read(from, out _)).Split('\n').TakeLast(15).ToList());
             await console.WriteAsync(intr.Send, ct).ConfigureAwait(false);
+            sent++;
             at = await WaitForAsync(prompt, from, TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
         }
         // Keys sent after the prompt appeared print more prompts: let them settle (50 ms of silence,
-        // at most 300 ms), then work after the last.
-        await QuietAsync(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(300), ct).ConfigureAwait(false);
+        // at most 300 ms), then work after the last. One key stopped it: nothing to settle.
+        if (sent > 1) await QuietAsync(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(300), ct).ConfigureAwait(false);
         var mark = console.Buffer.End;
         for (var i = 0; i < intr.Commands.Count; i++)
         {

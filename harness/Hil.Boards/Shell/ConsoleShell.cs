@@ -181,9 +181,9 @@ public sealed class ConsoleShell
         var key = $"'HI''L:{token[..6]}''{token[6..]}'";
         var lines = new[]
         {
-            "stty -echo 2>/dev/null",
-            "stty -onlcr 2>/dev/null",
-            $"stty cols {_shell.Columns} 2>/dev/null",
+            // Every fork costs tens of milliseconds on an emulated board: one stty (three only if
+            // this one refuses an option), one command substitution for the two bytes printf makes.
+            $"stty -echo -onlcr cols {_shell.Columns} 2>/dev/null || {{ stty -echo; stty -onlcr; stty cols {_shell.Columns}; }} 2>/dev/null",
             "PS2=''",
             "set +o emacs 2>/dev/null",
             "set +o vi 2>/dev/null",
@@ -194,7 +194,7 @@ public sealed class ConsoleShell
             (_shell.ScratchDir is { } dir
                 ? $"hil_f={q(dir.TrimEnd('/'))}; "
                 : "for hil_f in /dev/shm /run /tmp; do [ -d \"$hil_f\" ] && [ -w \"$hil_f\" ] && break; done; ")
-            + $"hil_f=$hil_f/.hil-$$; hil_k={key}; hil_nl=$(printf '\\n_'); hil_nl=${{hil_nl%_}}",
+            + $"hil_f=$hil_f/.hil-$$; hil_k={key}; hil_x=$(printf '\\036\\n_'); hil_nl=${{hil_x#?}}; hil_nl=${{hil_nl%_}}; hil_rs=${{hil_x%\"$hil_nl\"_}}",
             // Large outputs are checked with the board's cksum when it has one (busybox often lacks it).
             "hil_ck=; command -v cksum >/dev/null 2>&1 && hil_ck=1",
             // Run a command only if it arrived whole; keep its output in the scratch file.
@@ -205,7 +205,7 @@ public sealed class ConsoleShell
             + "else set -- $1 $(cksum <\"$hil_f\"); printf '\\036%s:%s:%s:h:%s:%s:%s:%s:%s:%s:c\\036\\n' \"$hil_k\" $hil_d $1 $hil_rc $2 $3 $hil_rc $2 $3; cat \"$hil_f\"; printf '\\036%s:%s:%s:e\\036\\n' \"$hil_k\" $hil_d $1; fi; }",
             "hil_r() { if [ \"$hil_d\" = \"$1\" ]; then hil_p $2; else printf '\\036%s:%s:%s:x\\036\\n' \"$hil_k\" $1 $2; fi; }",
             "hil_s() { printf '\\036%s:s%s:%s:%s\\036\\n' \"$hil_k\" $1 \"${hil_n:-0}\" \"${hil_d:-0}\"; }",
-            "PS1=\"$(printf '\\036')$hil_k:p$(printf '\\036') \"",
+            "PS1=\"$hil_rs$hil_k:p$hil_rs \"",
             $"printf '\\036%s:setup:%s\\036\\n' \"$hil_k\" {sync}",
         };
         var start = _link.Buffer.End;
