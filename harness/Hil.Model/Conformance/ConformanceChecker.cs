@@ -270,6 +270,9 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         return Result(false, FurthestDivergence());
     }
 
+    // Called once per check and looping over the whole trace: without this the tiered JIT only ever
+    // runs it as an on-stack-replacement build of its first tier.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private bool Run()
     {
         while (_ahead.Count > 0)
@@ -619,7 +622,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         var p = h.Pending[index];
         // A wait_final owing its forward holds the lock: any other critical section comes after the
         // forward; only a return from wait_for_completion (lockless) may come between.
-        if (p.Kind is not (TriggerKind.Wake or TriggerKind.Forward) && h.Pending.FindIndex(x => x.Kind == TriggerKind.Forward) is var f and >= 0)
+        if (h.D.Forwarding() >= 0 && p.Kind is not (TriggerKind.Wake or TriggerKind.Forward) && h.Pending.FindIndex(x => x.Kind == TriggerKind.Forward) is var f and >= 0)
         {
             ApplyAt(h, f);
             if (h.FailReason is not null) return;

@@ -18,6 +18,7 @@ public sealed class DriverState
     private int[] _list;     // call ids in list order; every in-flight caller is in it
     private int _listCount;
     private bool[] _sessionSys;
+    private int _forwarding = -1;   // the call between its wait_final's two complete_ones (it holds the lock)
 
     public Policy Policy { get; }
 
@@ -56,6 +57,7 @@ public sealed class DriverState
         _list = (int[])o._list.Clone();
         _listCount = o._listCount;
         _sessionSys = (bool[])o._sessionSys.Clone();
+        _forwarding = o._forwarding;
     }
 
     public DriverState Clone() => new(this);
@@ -281,6 +283,7 @@ public sealed class DriverState
         // The phase alone records the debt: the call is out of the list, so its flag is nobody's business.
         _done[call] = false;
         _phase[call] = owes ? CallPhase.Forwarding : CallPhase.Ended;
+        if (owes) _forwarding = call;
         return owes;
     }
 
@@ -291,14 +294,11 @@ public sealed class DriverState
         fx.Add(new(EffectKind.Forwarded, call));
         CompleteOne(fx);
         _phase[call] = CallPhase.Ended;
+        _forwarding = -1;
     }
 
     /// <summary>The call that is between the two complete_ones of its wait_final (it holds the lock), or -1.</summary>
-    public int Forwarding()
-    {
-        for (var c = 0; c < _phase.Length; c++) if (_phase[c] == CallPhase.Forwarding) return c;
-        return -1;
-    }
+    public int Forwarding() => _forwarding;
 
     /// <summary>
     /// complete_one(): set the completion of the first entry not yet done — a system one first
@@ -460,6 +460,7 @@ public sealed class DriverState
         Free = o.Free; SysReqCount = o.SysReqCount; SecureFree = o.SecureFree; _listCount = o._listCount;
         o._phase.AsSpan().CopyTo(_phase); o._sys.AsSpan().CopyTo(_sys); o._done.AsSpan().CopyTo(_done);
         o._list.AsSpan(0, o._listCount).CopyTo(_list); o._sessionSys.AsSpan().CopyTo(_sessionSys);
+        _forwarding = o._forwarding;
     }
 
     /// <summary>Restores what <see cref="WriteKey"/> wrote; returns the bytes read.</summary>
@@ -467,10 +468,12 @@ public sealed class DriverState
     {
         var i = 0;
         Free = key[i++] - 64; SysReqCount = key[i++]; SecureFree = key[i++];
+        _forwarding = -1;
         for (var c = 0; c < calls; c++)
         {
             var b = key[i++];
             _phase[c] = (CallPhase)(b & 0x0F); _sys[c] = (b & 0x10) != 0; _done[c] = false;
+            if (_phase[c] == CallPhase.Forwarding) _forwarding = c;
         }
         _listCount = key[i++];
         for (var j = 0; j < _listCount; j++)
