@@ -49,6 +49,8 @@ public sealed class BootBenchmark : IBenchmark
         expect "=> " { send "setenv kernel_addr_r 0x46000000\r" } timeout { puts "FAIL no U-Boot prompt"; exit 1 }
         expect "=> " { send "setenv ramdisk_addr_r 0x50000000\r" } timeout { puts "FAIL setenv"; exit 1 }
         expect "=> " { send "boot\r" } timeout { puts "FAIL setenv"; exit 1 }
+        expect "Starting kernel" { mark started } timeout { puts "FAIL no kernel start"; exit 1 }
+        expect "Run /init" { mark init } timeout { puts "FAIL no /init"; exit 1 }
         expect "hil: boot complete" { mark kernel } timeout { puts "FAIL no kernel"; exit 1 }
         expect -re $prompt { mark prompt; mark shell } timeout { puts "FAIL no prompt"; exit 1 }
         exit 0
@@ -107,9 +109,10 @@ public sealed class BootBenchmark : IBenchmark
             var row = new BenchRow($"QEMU start → shell prompt, median of {reps}", candidate, baseline, "s", "≤ 1.1");
             var rows = new List<BenchRow> { row };
             // Where the time goes: each phase's median, so a difference can be placed (the guest's own phases vary with the host's load).
-            string[] order = ["connected", "firmware", "bootloader", "kernel", "prompt", "shell"];
+            string[] order = ["connected", "firmware", "bootloader", "started", "init", "kernel", "prompt", "shell"];
             string[] phase = ["QEMU start → console connected", "→ TF-A banner", "→ U-Boot autoboot (guest alone)",
-                "→ /init done (U-Boot stopped, setenv ×2, boot, kernel)", "→ shell prompt", "→ shell ready (harness: login + shell setup)"];
+                "→ Starting kernel (U-Boot stopped, setenv ×2, boot, load)", "→ Run /init (decompression, kernel)",
+                "→ /init done (init.sh)", "→ shell prompt", "→ shell ready (harness: login + shell setup)"];
             double Phase(Boot b, int i) => b.Stages.GetValueOrDefault(order[i], double.NaN) - (i == 0 ? 0 : b.Stages.GetValueOrDefault(order[i - 1], double.NaN));
             for (var i = 0; i < order.Length; i++)
             {
@@ -127,7 +130,7 @@ public sealed class BootBenchmark : IBenchmark
                 $"one warm-up pair ran first and is not counted: {warmLine}",
                 $"harness: {string.Join("; ", ours.Select(b => b.Describe()))}",
                 $"expect:  {string.Join("; ", theirs.Select(b => b.Describe()))}",
-                "stages are seconds from QEMU start: console connected, TF-A banner, U-Boot autoboot, /init done, shell prompt on the console, shell ready",
+                "stages are seconds from QEMU start: console connected, TF-A banner, U-Boot autoboot, Starting kernel, Run /init, /init done, shell prompt on the console, shell ready",
                 "the harness's shell ready = prompt + its console-shell login and setup (echo off, framing functions, a verified marker); expect stops at the prompt",
                 $"each boot is a fresh QEMU process from the same image and argument vector; log: {Path.Combine(root, "artifacts", "bench-boot.log")}",
             ],
@@ -182,7 +185,7 @@ public sealed class BootBenchmark : IBenchmark
         var guestInit = GuestClockAtInit(session.Launch.ConsoleLogPath);
         await watching.CancelAsync();
         stages["connected"] = await connected;
-        if (PromptSeen(session, startedUtc) is { } prompt) stages["prompt"] = prompt;
+        foreach (var (stage, at) in ConsoleMarks(session, startedUtc)) stages[stage] = at;
         stages["shell"] = total;
         // Proof of a usable shell, outside the timed part.
         var r = await session.Board.Shell.RunAsync("echo ok", TimeSpan.FromSeconds(20), ct);
@@ -191,24 +194,31 @@ public sealed class BootBenchmark : IBenchmark
     }
 
     /// <summary>
-    /// When the shell prompt first showed on the console, from the timestamped console log (each line
-    /// is stamped when its first byte arrives): the harness's shell stage minus this is its
-    /// console-shell login and setup.
+    /// When U-Boot started the kernel, the kernel ran /init, and the shell prompt first showed, from
+    /// the timestamped console log (each line is stamped when its first byte arrives): the harness's
+    /// shell stage minus the prompt is its console-shell login and setup.
     /// </summary>
-    private static double? PromptSeen(QemuBoardSession session, DateTimeOffset startedUtc)
+    private static IEnumerable<(string Stage, double At)> ConsoleMarks(QemuBoardSession session, DateTimeOffset startedUtc)
     {
         var prompt = new Regex(session.Board.Spec.Login.ShellPrompt.TrimEnd('$'));
         var afterKernel = false;
+        string[] seen = [];
         foreach (var line in ReadShared(session.Board.Console.Log.LinesPath).Split('\n'))
         {
             var m = Regex.Match(line, @"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z\] (.*)$");
             if (!m.Success) continue;
-            if (m.Groups[2].Value.Contains("hil: boot complete", StringComparison.Ordinal)) afterKernel = true;
-            else if (afterKernel && prompt.IsMatch(m.Groups[2].Value))
-                return (DateTimeOffset.ParseExact(m.Groups[1].Value + "Z", "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture,
-                    DateTimeStyles.AssumeUniversal) - startedUtc).TotalSeconds;
+            var at = (DateTimeOffset.ParseExact(m.Groups[1].Value + "Z", "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture,
+                DateTimeStyles.AssumeUniversal) - startedUtc).TotalSeconds;
+            var text = m.Groups[2].Value;
+            string? stage = text.Contains("Starting kernel", StringComparison.Ordinal) ? "started"
+                : text.Contains("Run /init", StringComparison.Ordinal) ? "init"
+                : afterKernel && prompt.IsMatch(text) ? "prompt" : null;
+            if (text.Contains("hil: boot complete", StringComparison.Ordinal)) afterKernel = true;
+            if (stage is null || seen.Contains(stage)) continue;
+            seen = [.. seen, stage];
+            yield return (stage, at);
+            if (stage == "prompt") yield break;
         }
-        return null;
     }
 
     /// <summary>The printk timestamp of "Run /init" in QEMU's own log of the console (the same file on both sides).</summary>
