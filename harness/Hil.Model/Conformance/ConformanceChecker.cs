@@ -82,17 +82,19 @@ internal sealed class TaskInfo
 {
     public int Call = -1;
     public readonly Queue<int> ExpectComplete = new();
+    /// <summary>Wake-ups handed out so far by the wait_final being applied (it may owe a forward).</summary>
+    public int FinalWakes;
     public bool CloseSys;
     public string? CloseSession;
 
     public TaskInfo Clone()
     {
-        var t = new TaskInfo { Call = Call, CloseSys = CloseSys, CloseSession = CloseSession };
+        var t = new TaskInfo { Call = Call, CloseSys = CloseSys, CloseSession = CloseSession, FinalWakes = FinalWakes };
         foreach (var x in ExpectComplete) t.ExpectComplete.Enqueue(x);
         return t;
     }
 
-    public bool Idle => Call < 0 && ExpectComplete.Count == 0 && !CloseSys;
+    public bool Idle => Call < 0 && ExpectComplete.Count == 0 && !CloseSys && FinalWakes == 0;
 }
 
 /// <summary>What one history counted (kept per history: a backtrack must not count twice).</summary>
@@ -225,7 +227,7 @@ internal sealed class Hypothesis
         foreach (var p in Pending) sb.Append(p.Task).Append('/').Append((int)p.Kind).Append('/').Append(p.Call).Append(';');
         sb.Append('|');
         foreach (var (k, t) in Tasks.OrderBy(x => x.Key))
-            if (!t.Idle) sb.Append(k).Append('=').Append(t.Call).Append(string.Join(".", t.ExpectComplete)).Append(t.CloseSys ? "c" : "").Append(';');
+            if (!t.Idle) sb.Append(k).Append('=').Append(t.Call).Append(string.Join(".", t.ExpectComplete)).Append(t.CloseSys ? "c" : "").Append('#').Append(t.FinalWakes).Append(';');
         return sb.ToString();
     }
 }
@@ -300,18 +302,56 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         var e = new TraceEvent();
         while (!_eof && _ahead.Count < Lookahead)
         {
-            if (reader.Next(ref e)) _ahead.Enqueue(e);
-            else _eof = true;
+            if (reader.Next(ref e)) { _ahead.Enqueue(e); NoteInside(in e); }
+            else
+            {
+                _eof = true;
+                foreach (var open in _openFinals.Values) open.Closed = true;
+                _openFinals.Clear();
+            }
         }
         return _ahead.Count > 0;
     }
 
-    /// <summary>The next line of a task among the lines read ahead, if there is one.</summary>
-    private TraceEvent? NextLineOfTask(int task)
+    /// <summary>
+    /// The complete lines a wait_final line is followed by, in its task, before any other line of that
+    /// task: they come from inside that wait_final, so they are every wake-up it handed out, in order.
+    /// Known when the line is read (ahead of judging it), so a history that makes the wait_final wake
+    /// someone else, or anyone when it shows none, is dropped where it happens — not at the task's next
+    /// call, by which time a search for another order would have to undo hundreds of lines.
+    /// </summary>
+    private sealed class InsideFinal
     {
-        foreach (var a in _ahead)
-            if (a.Task == task) return a;
-        return null;
+        public readonly List<(ulong Waiter, long Line)> Targets = new(2);
+        public long FirstLine = -1;
+        public double FirstTime;
+        /// <summary>The task's next other line (or the end of the trace) has been read: no more complete lines.</summary>
+        public bool Closed;
+    }
+
+    private readonly Dictionary<long, InsideFinal> _insideFinal = [];   // by the final's line
+    private readonly Dictionary<int, InsideFinal> _openFinals = [];     // by task, until its next other line
+    private readonly Queue<long> _finalLines = new();                   // to forget them once out of the window
+
+    private void NoteInside(in TraceEvent e)
+    {
+        if (e.Task < 0 || e.Kind == TraceKind.Mark) return;
+        if (_openFinals.TryGetValue(e.Task, out var open))
+        {
+            if (e.Kind == TraceKind.Complete)
+            {
+                if (open.FirstLine < 0) (open.FirstLine, open.FirstTime) = (e.Line, e.Time);
+                open.Targets.Add((e.Waiter, e.Line));
+                return;
+            }
+            open.Closed = true;
+            _openFinals.Remove(e.Task);
+        }
+        if (e.Kind != TraceKind.Final) return;
+        var inside = new InsideFinal();
+        _insideFinal[e.Line] = inside;
+        _openFinals[e.Task] = inside;
+        _finalLines.Enqueue(e.Line);
     }
 
     /// <summary>One line on the current history in line order, in place; false when it cannot be explained there.</summary>
@@ -345,7 +385,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 
     private bool Failed(in TraceEvent e, long index, string reason, Hypothesis state)
     {
-        if (index >= _furthest.Index) _furthest = (index, reason, state.D.Describe(state.Name), e);
+        if (index >= _furthest.Index) _furthest = (index, reason, DescribeState(state), e);
         return false;
     }
 
@@ -459,7 +499,18 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         {
             _window.RemoveRange(0, remove);
             _windowStart += remove;
+            var first = _window.Count > 0 ? _window[0].Line : long.MaxValue;
+            while (_finalLines.Count > 0 && _finalLines.Peek() < first) _insideFinal.Remove(_finalLines.Dequeue());
         }
+    }
+
+    /// <summary>The driver state, and the critical sections whose probes fired but which the model has not placed yet.</summary>
+    private string DescribeState(Hypothesis h)
+    {
+        var state = h.D.Describe(h.Name);
+        if (h.Pending.Count == 0) return state;
+        return state + "; not yet placed: " + string.Join(", ", h.Pending.Select(p =>
+            $"{reader.TaskName(p.Task)} {p.Kind.ToString().ToLowerInvariant()}{(p.Call >= 0 ? " " + h.Name(p.Call) : "")} (line {p.Line}, t={p.Time:0.000000})"));
     }
 
     private Divergence FurthestDivergence()
@@ -557,8 +608,18 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     /// </summary>
     private void ForceStale(Hypothesis h, double now)
     {
-        var window = options.RaceWindow.TotalSeconds;
-        while (h.FailReason is null && h.Pending.Count > 0 && h.Pending[0].Time < now - window) ApplyAt(h, 0);
+        var limit = now - options.RaceWindow.TotalSeconds;
+        while (h.FailReason is null)
+        {
+            // Any stale step, not only the first: a wake-up step (no probe time: the sleeper's own line
+            // places it) can stand before an old wait_final for as long as that sleeper stays silent.
+            var stale = -1;
+            for (var i = 0; i < h.Pending.Count; i++)
+                if (h.Pending[i].Time < limit) { stale = i; break; }
+            if (stale < 0) return;
+            // Its task's earlier steps ran before it.
+            ApplyAt(h, h.PendingIndexOf(h.Pending[stale].Task));
+        }
     }
 
     private static bool ReadsCounters(in TraceEvent e) => e.Free >= 0 || e.SysReq >= 0 || e.Done >= 0;
@@ -673,6 +734,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                         return;
                     }
                     h.Task(p.Task).Call = -1;
+                    h.Task(p.Task).FinalWakes = 0;
                     if (d.Leave(p.Call, _fx))
                     {
                         // The second complete_one is a step of its own: a caller woken by the first may
@@ -716,6 +778,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             t.CloseSys = false;
         }
         NoteWakeups(h, p);
+        t.FinalWakes = 0;
         h.Release(p.Call);
         // The TaskInfo stays: a task usually calls again soon, and allocating one per call costs more than it saves.
     }
@@ -725,10 +788,19 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     {
         var t = h.Task(p.Task);
         var complete = Probed(TraceKind.Complete);
+        var inside = complete ? _insideFinal.GetValueOrDefault(p.Line) : null;
         foreach (var fx in _fx)
         {
             if (fx.Kind is not (EffectKind.Woken or EffectKind.Absorbed)) continue;
             if (complete) t.ExpectComplete.Enqueue(fx.Subject);
+            var k = t.FinalWakes++;
+            if (inside is not null && (k < inside.Targets.Count ? inside.Targets[k].Waiter != h.WaiterOf[fx.Subject] : inside.Closed))
+            {
+                Fail(h, k < inside.Targets.Count
+                    ? $"the wake-up goes to {h.Name(fx.Subject)} ({WakeRule(h.D)}); the trace shows {NameOf(h, inside.Targets[k].Waiter)} completed at line {inside.Targets[k].Line} (wake-up {k + 1} of the wait_final of line {p.Line})"
+                    : $"wait_final of line {p.Line} hands a wake-up to {h.Name(fx.Subject)} ({WakeRule(h.D)}); the trace shows {(k == 0 ? "no complete from it" : $"only {k} complete line(s) from it")}");
+                return;
+            }
             h.Stats.Wakeups++;
             if (fx.Kind is EffectKind.Absorbed) { h.Stats.Absorbed++; continue; }
             // The sleeper may return from wait_for_completion any time from now, even before its own
@@ -738,6 +810,9 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 h.Pending.Add(new Pending(wt, TriggerKind.Wake, fx.Subject, h.D.IsSys(fx.Subject), p.Line, double.MaxValue) { Order = long.MaxValue });
         }
     }
+
+    private static string NameOf(Hypothesis h, ulong waiter) =>
+        h.CallOfWaiter.TryGetValue(waiter, out var call) ? h.Name(call) : $"w={waiter:x}";
 
     private static string WhoGotIt(Hypothesis h)
     {
@@ -851,8 +926,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if ((e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) || !h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq))
                     h.Stats.CounterMismatches++;
                 var final = new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line, e.Time);
-                if (NextLineOfTask(e.Task) is { Kind: TraceKind.Complete } inside)
-                    final = final with { Order = inside.Line, Time = inside.Time };
+                if (_insideFinal.TryGetValue(e.Line, out var inside) && inside.FirstLine >= 0)
+                    final = final with { Order = inside.FirstLine, Time = inside.FirstTime };
                 h.Pending.Add(final);
                 return;
             }
@@ -981,7 +1056,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             }
             var last = _events - 1;
             if (last >= _furthest.Index)
-                _furthest = (last, done.FailReason, _current.D.Describe(_current.Name), _window.Count > 0 ? _window[^1] : default);
+                _furthest = (last, done.FailReason, DescribeState(_current), _window.Count > 0 ? _window[^1] : default);
             if (last < 0 || !Repair(last, toTheEnd: true)) return false;
         }
     }
