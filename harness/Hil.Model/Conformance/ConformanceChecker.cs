@@ -322,9 +322,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     /// </summary>
     private sealed class InsideFinal
     {
-        public readonly List<(ulong Waiter, long Line)> Targets = new(2);
-        public long FirstLine = -1;
-        public double FirstTime;
+        public readonly List<(ulong Waiter, long Line, double Time)> Targets = new(2);
         /// <summary>The task's next other line (or the end of the trace) has been read: no more complete lines.</summary>
         public bool Closed;
     }
@@ -340,8 +338,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         {
             if (e.Kind == TraceKind.Complete)
             {
-                if (open.FirstLine < 0) (open.FirstLine, open.FirstTime) = (e.Line, e.Time);
-                open.Targets.Add((e.Waiter, e.Line));
+                open.Targets.Add((e.Waiter, e.Line, e.Time));
                 return;
             }
             open.Closed = true;
@@ -926,8 +923,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if ((e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) || !h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq))
                     h.Stats.CounterMismatches++;
                 var final = new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line, e.Time);
-                if (_insideFinal.TryGetValue(e.Line, out var inside) && inside.FirstLine >= 0)
-                    final = final with { Order = inside.FirstLine, Time = inside.FirstTime };
+                if (_insideFinal.TryGetValue(e.Line, out var inside) && inside.Targets.Count > 0)
+                    final = final with { Order = inside.Targets[0].Line, Time = inside.Targets[0].Time };
                 h.Pending.Add(final);
                 return;
             }
