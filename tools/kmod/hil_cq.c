@@ -23,6 +23,10 @@
  *   sessions  one line per open session
  *   info      key: value lines (kernel release, system-session support, run state, time base)
  *   error     the reason the last command was rejected (empty after a command that succeeded)
+ *   firmware  what OP-TEE itself says, asked with a fast SMC of its own (not through the driver):
+ *             thread_count (OPTEE_SMC_GET_THREAD_COUNT, i.e. CFG_NUM_THREADS) and the conduit
+ *   fault     write "oops" or "warn": fault injection for the harness's failure classes (an Oops
+ *             in the writing task, or a kernel WARNING); needs the module parameter faults=1
  *
  * All times are CLOCK_MONOTONIC nanoseconds (ktime_get_ns()), the clock of ftrace's "mono" trace
  * clock, so that records line up with a call-queue trace.
@@ -34,6 +38,8 @@
  */
 #define pr_fmt(fmt) "hil_cq: " fmt
 
+#include <linux/arm-smccc.h>
+#include <linux/bug.h>
 #include <linux/ctype.h>
 #include <linux/debugfs.h>
 #include <linux/kernel.h>
@@ -42,6 +48,7 @@
 #include <linux/hrtimer.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/of.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
 #include <linux/seq_file.h>
@@ -147,6 +154,7 @@ static const char *HIL_FN errno_name(int err)
 	case -ENOMEM: return "ENOMEM";
 	case -EINTR: return "EINTR";
 	case -EFAULT: return "EFAULT";
+	case -EPERM: return "EPERM";
 	default: return "ERROR";
 	}
 }
@@ -798,6 +806,90 @@ static int HIL_FN error_show(struct seq_file *m, void *v)
 	return 0;
 }
 
+/* ---- firmware facts ---------------------------------------------------- */
+
+/*
+ * OP-TEE's fast call OPTEE_SMC_GET_THREAD_COUNT (owner "trusted OS", function 15): a1 = the
+ * number of secure threads (CFG_NUM_THREADS). Asked of the firmware directly, so the harness
+ * learns the count on kernels whose driver never asks (before 6.8) and can check the driver's.
+ */
+#define HIL_OPTEE_SMC_GET_THREAD_COUNT 0xb200000fUL
+#define HIL_OPTEE_SMC_RETURN_OK 0UL
+
+static int HIL_FN firmware_show(struct seq_file *m, void *v)
+{
+	struct device_node *np;
+	struct arm_smccc_res res;
+	const char *method = NULL;
+	bool hvc;
+
+	np = of_find_compatible_node(NULL, NULL, "linaro,optee-tz");
+	if (!np) {
+		seq_puts(m, "thread_count: unavailable\nreason: no linaro,optee-tz node in the device tree (FF-A or ACPI firmware)\n");
+		return 0;
+	}
+	if (of_property_read_string(np, "method", &method))
+		method = "smc";
+	hvc = !strcmp(method, "hvc");
+	of_node_put(np);
+	if (strcmp(method, "smc") && !hvc) {
+		seq_printf(m, "thread_count: unavailable\nreason: unknown conduit '%.16s'\n", method);
+		return 0;
+	}
+	if (hvc)
+		arm_smccc_hvc(HIL_OPTEE_SMC_GET_THREAD_COUNT, 0, 0, 0, 0, 0, 0, 0, &res);
+	else
+		arm_smccc_smc(HIL_OPTEE_SMC_GET_THREAD_COUNT, 0, 0, 0, 0, 0, 0, 0, &res);
+	if (res.a0 != HIL_OPTEE_SMC_RETURN_OK)
+		seq_printf(m, "thread_count: unavailable\nreason: OPTEE_SMC_GET_THREAD_COUNT returned 0x%lx\n", res.a0);
+	else
+		seq_printf(m, "thread_count: %lu\n", res.a1);
+	seq_printf(m, "conduit: %s\n", hvc ? "hvc" : "smc");
+	return 0;
+}
+
+/* ---- fault injection ---------------------------------------------------- */
+
+static bool faults;
+module_param(faults, bool, 0444);
+MODULE_PARM_DESC(faults, "allow writes to debugfs hil_cq/fault (oops, warn): for testing the harness");
+
+/* Read through READ_ONCE so the compiler emits a real load and store (an Oops, not a trap). */
+static int *hil_null_target;
+
+static ssize_t HIL_FN fault_write(struct file *f, const char __user *ubuf, size_t len, loff_t *ppos)
+{
+	char buf[16];
+
+	if (!faults)
+		return reject(-EPERM, "fault injection is off (load with faults=1)");
+	if (len == 0 || len >= sizeof(buf))
+		return reject(-EINVAL, "fault: write oops or warn");
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (buf[len - 1] == '\n')
+		buf[len - 1] = '\0';
+	if (!strcmp(buf, "warn")) {
+		WARN(1, "hil_cq: WARNING injected through debugfs (harness fault injection)\n");
+		return len;
+	}
+	if (!strcmp(buf, "oops")) {
+		pr_err("injecting an Oops (NULL store) through debugfs (harness fault injection)\n");
+		*READ_ONCE(hil_null_target) = 1;
+		return len;
+	}
+	return reject(-EINVAL, "fault: unknown fault '%.15s' (oops, warn)", buf);
+}
+
+static const struct file_operations fault_fops = {
+	.owner = THIS_MODULE,
+	.write = fault_write,
+	.llseek = noop_llseek,
+};
+
+static int HIL_FN firmware_open(struct inode *i, struct file *f) { return single_open(f, firmware_show, NULL); }
+
 static int HIL_FN results_open(struct inode *i, struct file *f) { return single_open(f, results_show, NULL); }
 static int HIL_FN sessions_open(struct inode *i, struct file *f) { return single_open(f, sessions_show, NULL); }
 static int HIL_FN info_open(struct inode *i, struct file *f) { return single_open(f, info_show, NULL); }
@@ -812,6 +904,7 @@ RO_FOPS(results);
 RO_FOPS(sessions);
 RO_FOPS(info);
 RO_FOPS(error);
+RO_FOPS(firmware);
 
 static const struct file_operations ctl_fops = {
 	.owner = THIS_MODULE,
@@ -835,6 +928,8 @@ static int __init HIL_FN hil_init(void)
 	debugfs_create_file("sessions", 0444, hil.dir, NULL, &sessions_fops);
 	debugfs_create_file("info", 0444, hil.dir, NULL, &info_fops);
 	debugfs_create_file("error", 0444, hil.dir, NULL, &error_fops);
+	debugfs_create_file("firmware", 0444, hil.dir, NULL, &firmware_fops);
+	debugfs_create_file("fault", 0200, hil.dir, NULL, &fault_fops);
 	pr_info("loaded on %s (system sessions %s)\n", init_utsname()->release, SYSTEM_SESSIONS);
 	return 0;
 }

@@ -78,7 +78,9 @@ public sealed record QemuLaunchOptions
             "-chardev", $"file,id=secure,path={ChardevPath(SecureLogPath)}",
             "-serial", "chardev:secure",
             "-netdev", $"user,id=net0,hostfwd=tcp:127.0.0.1:{SshPort}-:22",
-            "-device", "virtio-net-pci,netdev=net0",
+            // romfile= (no option ROM): the PXE ROM comes from ipxe-qemu, a Recommends that a
+            // --no-install-recommends machine lacks, and U-Boot boots from -kernel anyway.
+            "-device", "virtio-net-pci,netdev=net0,romfile=",
             "-display", "none", "-monitor", "none", "-nodefaults",
             // A guest reboot or poweroff ends the process: power is the process, as on a real board.
             "-no-reboot",
