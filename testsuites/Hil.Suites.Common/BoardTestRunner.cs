@@ -192,7 +192,8 @@ public sealed class BoardTestRunner(BoardProvider provider)
     {
         if (events.Count == 0) return null;
         var first = events.FirstOrDefault(ConsoleWatcher.IsFatal) ?? events[0];
-        var then = ex is null or ConsoleEventException ? "" : $"; the test then failed with: {FailureClassifier.Classify(ex).Message.Split('\n')[0]}";
+        // A body cancelled because of the event has nothing to add; any other failure is kept beside it.
+        var then = ex is null or ConsoleEventException or OperationCanceledException ? "" : $"; the test then failed with: {FailureClassifier.Classify(ex).Message.Split('\n')[0]}";
         return new Failure(FailureClass.Product, $"{first}{(events.Count > 1 ? $" (+{events.Count - 1} more console events)" : "")}{then}",
             events.SelectMany(e => e.Context.Append($"=> {e}")).ToList(), false);
     }
