@@ -107,6 +107,7 @@ internal static class CliHarness
     {
         var root = new RootCommand("hil");
         root.Subcommands.Add(ModelCommands.Build());
+        root.Subcommands.Add(BoardCommands.Build());
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         using var o = new StringWriter();
         using var e = new StringWriter();

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hil.Boards.InputFiles;
 using Hil.Model.Conformance;
 using Hil.Model.Core;
 using Hil.Model.Execution;

@@ -1,13 +1,16 @@
 using System.Text;
 
-namespace Hil.Cli;
+namespace Hil.Boards.InputFiles;
 
 /// <summary>A user's input file the CLI cannot use (missing, a folder, a device, too large, unreadable).</summary>
 public sealed class InputFileException(string path, string what, string problem)
-    : Exception($"{path}:1: ({what}): {problem}");
+    : Exception($"{path}:1: ({what}): {problem}")
+{
+    public string Problem { get; } = problem;
+}
 
 /// <summary>
-/// Opens and reads the files users hand the CLI (scenarios, traces, board files) with bounds: only
+/// Opens and reads the files users hand the harness (scenarios, traces, board files) with bounds: only
 /// regular files of a sane size. /dev/zero would otherwise be read forever, a FIFO without a writer
 /// would block the open for ever, and a folder or an unreadable file would end in a stack trace.
 /// </summary>
