@@ -487,9 +487,17 @@ public sealed class DriverState
     }
 
     /// <summary>One line for logs and reports: counters and the list, '*' marking set completions.</summary>
-    public string Describe(Func<int, string> callName)
+    public string Describe(Func<int, string> callName) => Describe(callName, int.MaxValue);
+
+    /// <summary>
+    /// The state with at most <paramref name="maxEntries"/> waiters of the list spelled out (the rest
+    /// counted): a timeline prints a state per row, and a full list per row would make the output
+    /// grow with the square of the calls.
+    /// </summary>
+    public string Describe(Func<int, string> callName, int maxEntries)
     {
-        var entries = List.Select(c => $"{callName(c)}{(_sys[c] ? "[sys]" : "")}:{_phase[c].Label()}{(_done[c] ? "*" : "")}");
+        var entries = List.Take(maxEntries).Select(c => $"{callName(c)}{(_sys[c] ? "[sys]" : "")}:{_phase[c].Label()}{(_done[c] ? "*" : "")}").ToList();
+        if (_listCount > maxEntries) entries.Add($"… +{_listCount - maxEntries} more");
         var counters = Total > 0 ? $"free={Free}/{Total} sys_req={SysReqCount}" : $"no counting sys_req={SysReqCount}";
         return $"{counters} secure_free={SecureFree}/{SecureThreads} list=[{string.Join(", ", entries)}]";
     }
