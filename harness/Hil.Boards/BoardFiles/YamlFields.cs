@@ -183,6 +183,8 @@ internal sealed partial class YamlMap(YamlFields f, YamlMappingNode node, string
             f.Error(v, Field(key), "give exactly one of env: or file:");
             return null;
         }
+        // From now on the variable holds a secret: children that do not need it do not get it.
+        if (env is not null) Secrets.ChildEnvironment.RegisterSecretVariable(env);
         return new SecretRef(env, file is null ? null : BoardPaths.Resolve(file, baseDir));
     }
 
