@@ -259,6 +259,10 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     /// <summary>Set when a line shows the check began from a wrong picture of the calls in flight: the pass stops and the trace is read again.</summary>
     private SeedPlan? _restart;
 
+    // The tracer's line order per task (checked as lines are read) and whether it was broken.
+    private LineProtocol? _protocol;
+    private bool _protocolBroken;
+
     public RunOutcome Execute(bool lastAttempt)
     {
         var any = Fill();
@@ -278,6 +282,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             _notes.Add($"the check was started {ConformanceChecker.MaxRestarts} times with other calls in flight at the beginning; the last attempt's divergence is reported");
             return new(Result(false, FurthestDivergence()), null);
         }
+        if (_protocolBroken) return new(Result(false, FurthestDivergence()), null);
         if (_restart is not null) return new(null, CollectWaitersPredatingTheTrace(_restart));
         var plan = CollectWaitersPredatingTheTrace(seeds);
         if (plan != seeds) return new(null, plan);
@@ -300,6 +305,13 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             Remember(e);
             _window.Add(e);
             if (index % CheckpointEvery == 0) _checkpoints.Add((index, _current.Clone()));
+            if (_protocol?.Violation is { } v && v.Line == e.Line)
+            {
+                // A line missing or moved: no order of critical sections can make up for it.
+                _protocolBroken = true;
+                Failed(in e, index, v.Reason, _current);
+                return false;
+            }
             if (!Advance(in e, index) && (_restart is not null || !Repair(index))) return false;
             Trim(index);
         }
@@ -316,7 +328,13 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         var e = new TraceEvent();
         while (!_eof && _ahead.Count < Lookahead)
         {
-            if (reader.Next(ref e)) { _ahead.Enqueue(e); NoteInside(in e); NoteBoundary(in e); }
+            if (reader.Next(ref e))
+            {
+                _ahead.Enqueue(e);
+                NoteInside(in e);
+                NoteBoundary(in e);
+                (_protocol ??= new LineProtocol(reader.Header?.Probes)).See(in e);
+            }
             else
             {
                 _eof = true;

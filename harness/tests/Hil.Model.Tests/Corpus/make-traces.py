@@ -141,9 +141,15 @@ case("result-missing", with_line(4, '{"t":0.5,"task":"A-1","ev":"smc_end"}'), "e
 # ---- lines the tracer always writes, missing (well-formed: a divergence) ------------------------
 def drop(i):
     l = list(GOOD); del l[i]; return l
-MISSING = [("missing-admitted", drop(2), "diverges 3"), ("missing-smc-begin", drop(3), "diverges 3"),
-           ("missing-smc-end", drop(4), "diverges 4"), ("missing-wait-init-second-call", drop(6), "diverges 6")]
-# (not yet: the checker does not yet hold a trace to the lines the tracer always writes)
+case("missing-admitted", drop(2), "diverges 3")
+case("missing-smc-begin", drop(3), "diverges 4")
+case("missing-smc-end", drop(4), "diverges 5")
+# A never ends in the model, so B's wait_final must complete A: it shows no complete line.
+case("missing-final", drop(5), "diverges 10")
+# B's first line is its admitted: as if the trace began while B was inside wait_init (a verdict, not an error).
+case("missing-wait-init-of-a-tasks-first-call", drop(6), "conforms")
+case("missing-wait-init-of-a-later-call", GOOD + [j(o) for o in call("A-1", "0xa1", 3.0)][1:], "diverges 12")
+case("missing-final-of-last-call", drop(10), "conforms")   # the trace may end mid-call: nothing says a line is missing
 
 # ---- many calls in flight when the trace began ---------------------------------------------------
 inflight = [j(dict(HDR, threads=2))]
