@@ -6,7 +6,8 @@ using Hil.Model.Scenarios;
 namespace Hil.Model.Exploration;
 
 /// <param name="Symmetry">Keep one state of each set that differs only by swapping interchangeable clients (same results, far fewer states).</param>
-public sealed record ExploreOptions(long MaxStates = 20_000_000, bool Symmetry = true);
+/// <param name="MaxMemoryMiB">Stop (incomplete) once the kept states would take more than this: the state budget alone does not bound memory, since a state's key grows with the scenario.</param>
+public sealed record ExploreOptions(long MaxStates = 20_000_000, bool Symmetry = true, long MaxMemoryMiB = 2048);
 
 /// <summary>Figures over every reachable state.</summary>
 public sealed record ExploreStats(
@@ -29,7 +30,8 @@ public sealed record ExplorationResult(
     IReadOnlyList<Finding> Findings,
     IReadOnlyDictionary<FindingKind, long> FindingStates,
     IReadOnlySet<string> FinalOutcomes,
-    ExploreStats Stats)
+    ExploreStats Stats,
+    string? IncompleteBecause = null)
 {
     public bool HasFindings => Findings.Count > 0 || !Complete;
     public double StatesPerSecond => States / Math.Max(Elapsed.TotalSeconds, 1e-9);
@@ -76,6 +78,12 @@ public static class Explorer
         var lossReachable = false;
         int maxIn = 0, maxNormal = 0, maxSys = 0, maxNormalWhileSys = -1;
         var complete = true;
+        string? incompleteBecause = null;
+        // What one kept state costs besides its key: the key array's header, the dictionary entry,
+        // and the three per-state lists (measured order of magnitude, not exact: it is a budget).
+        const long PerStateOverhead = 24 + 24 + 8 + 4 + 4;
+        var memoryBudget = options.MaxMemoryMiB * 1024L * 1024L;
+        var kept = startKey.Length + PerStateOverhead;
         var run = start.Clone();
         var next = start.Clone();
         Span<byte> keyBuf = stackalloc byte[start.KeyCapacity];
@@ -118,7 +126,19 @@ public static class Explorer
                 var len = next.WriteKey(keyBuf, symmetry);
                 var key = keyBuf[..len];
                 if (lookup.ContainsKey(key)) continue;
-                if (visited.Count >= options.MaxStates) { complete = false; continue; }
+                if (visited.Count >= options.MaxStates)
+                {
+                    complete = false;
+                    incompleteBecause ??= $"state limit reached ({options.MaxStates:N0} states)";
+                    continue;
+                }
+                if (kept + len + PerStateOverhead > memoryBudget)
+                {
+                    complete = false;
+                    incompleteBecause ??= $"memory budget reached ({options.MaxMemoryMiB:N0} MiB of states, {visited.Count:N0} states)";
+                    continue;
+                }
+                kept += len + PerStateOverhead;
                 var stored = key.ToArray();
                 visited[stored] = keys.Count;
                 keys.Add(stored);
@@ -136,7 +156,7 @@ public static class Explorer
             })
             .ToList();
         return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
-            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed, lossReachable));
+            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed, lossReachable), incompleteBecause);
 
         // An invariant breaks on a transition: kept as the path to its source state plus that step.
         void Note(ScenarioRun r, int sourceIdx, int stepCode, List<Effect> effects)
