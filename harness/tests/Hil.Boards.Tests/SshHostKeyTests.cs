@@ -166,6 +166,35 @@ public sealed class SshHostKeyTests : BoardTest
         Assert.That(PasswordAttempts(), Is.EqualTo(attempts));
     }
 
+    [Test, CancelAfter(60_000)]
+    public async Task Accept_new_into_a_place_where_nothing_can_be_created_is_refused_at_load_or_before_the_password(CancellationToken ct)
+    {
+        // sysfs: access(2) may say "writable" to root, yet no file can be created there. Where the
+        // load cannot tell (a writable-looking directory), the connection must be refused before any
+        // credential is sent; where it can (a read-only mount), the load refuses it.
+        using var ws = new Workspace();
+        var kh = $"/sys/kernel/hil-known-hosts-{Guid.NewGuid():N}";
+        var yaml = PasswordBoard(ws, $"  known_hosts: {kh}\n  accept_new_host_key: true");
+        BoardFiles.BoardSpec spec;
+        try
+        {
+            spec = ws.Board(yaml);
+        }
+        catch (BoardFileException ex)
+        {
+            Assert.That(ex.Message, Does.Contain("ssh.accept_new_host_key").And.Contain(kh));
+            TestContext.Out.WriteLine($"refused at load: {ex.Message}");
+            return;
+        }
+        var attempts = PasswordAttempts();
+        await using var board = await ws.OpenAsync(spec);
+        var refused = (await Assert.ThrowsAsync<HostKeyRejectedException>(() => board.Ssh.RunAsync("true", TimeSpan.FromSeconds(10), ct)))!;
+        Assert.That(refused.Message, Does.Contain("cannot record it").And.Contain(kh));
+        TestContext.Out.WriteLine($"refused at connection: {refused.Message}");
+        Assert.That(PasswordAttempts(), Is.EqualTo(attempts), "no password may be sent when the key cannot be recorded");
+        Assert.That(File.Exists(kh), Is.False);
+    }
+
     private string PasswordBoard(Workspace ws, string hostKeyLines, string? password = null)
     {
         var pw = ws.Write("ssh-password", (password ?? _sshd.PasswordUserPassword) + "\n");
