@@ -53,6 +53,8 @@ public sealed class CommandPowerDriver(PowerSpec spec, ILogger logger) : IPowerD
     private async Task<(int ExitCode, string Stderr)> ExecAsync(IReadOnlyList<string> argv, CancellationToken ct)
     {
         var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // A relay tool needs no board secret: none reaches it.
+        Secrets.ChildEnvironment.Scrub(psi);
         foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
         Process p;
         try

@@ -358,10 +358,13 @@ internal sealed class RunJob(RunRequest request)
     }
 
     /// <summary>Runs dotnet with an argument vector (no shell), all output into <paramref name="logFile"/>.</summary>
-    private static async Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
+    private async Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
         Action<string>? onLine, CancellationToken ct)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        // The suites log in to the boards of this run with their secrets; no other secret goes along,
+        // and a build gets none at all.
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi, env is null ? [] : request.Boards.SelectMany(b => Hil.Boards.Secrets.ChildEnvironment.VariablesOf(b.Spec)));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["TESTINGPLATFORM_TELEMETRY_OPTOUT"] = "1";
