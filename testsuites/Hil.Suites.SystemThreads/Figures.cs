@@ -19,7 +19,7 @@ public static class Figures
 
     public static void Record(BoardTestContext t, string test, string measure, object? predicted, object? observed, bool agrees)
     {
-        var f = new Figure(t.Live.Target.Name, t.Facts.KernelRelease ?? "?", t.Facts.KernelPolicy, test, measure,
+        var f = new Figure(t.Live.Target.Name, t.Facts.KernelRelease ?? "?", t.Facts.Policy.Measured ?? "?", test, measure,
             Format(predicted), Format(observed), agrees);
         var dir = SuiteResults.ForSuite(t.Live.Target.Name, "system-threads");
         Directory.CreateDirectory(dir);
