@@ -1,4 +1,5 @@
 using Hil.Boards.Failures;
+using Hil.Qemu.Provisioning;
 using Hil.Workloads.Kmod;
 using Hil.Workloads.Tracing;
 using Hil.Workloads.Tracing.Planning;
@@ -41,10 +42,10 @@ public static class FactsReader
         {
             await SessionModule.GetAsync(live, log, ct).ConfigureAwait(false);
         }
-        catch (HilException ex) when (!ct.IsCancellationRequested && live.LostReason is null)
+        catch (Exception ex) when (Unmeasurable(ex) && !ct.IsCancellationRequested && live.LostReason is null)
         {
             // Not fatal for the session: the facts say why the count is missing and the suites fail on it.
-            (moduleError, moduleClass) = ($"hil_cq could not be loaded: {ex.Message}", ex.Class);
+            (moduleError, moduleClass) = ($"hil_cq could not be loaded: {ex.Message}", ClassOf(ex));
         }
 
         var output = await RunAsync(live, Script(moduleError is null), ct).ConfigureAwait(false);
@@ -61,9 +62,9 @@ public static class FactsReader
                 ? policy with { Measured = driver.Name, MeasuredFrom = $"driver: optee.ko {module.Origin}, build ID {module.BuildId ?? "?"} (the loaded module's {kernel.OpteeBuildId ?? "?"}): {driver.Evidence}" }
                 : policy with { NotMeasured = $"unknown OP-TEE driver in {module.Origin}: {driver.Evidence}", NotMeasuredClass = FailureClass.Product };
         }
-        catch (HilException ex) when (!ct.IsCancellationRequested)
+        catch (Exception ex) when (Unmeasurable(ex) && !ct.IsCancellationRequested)
         {
-            policy = policy with { NotMeasured = ex.Message, NotMeasuredClass = ex.Class };
+            policy = policy with { NotMeasured = ex.Message, NotMeasuredClass = ClassOf(ex) };
         }
 
         if (moduleError is not null)
@@ -98,6 +99,15 @@ public static class FactsReader
         };
     }
 
+    /// <summary>
+    /// What can keep a fact from being measured without the session being lost: the harness's own
+    /// failures (build, kit, analysis) and host tools (objdump, make) that failed.
+    /// </summary>
+    private static bool Unmeasurable(Exception ex) =>
+        ex is HilException or ExternalToolException or ProvisioningException or IOException or FormatException;
+
+    private static FailureClass ClassOf(Exception ex) => ex is HilException h ? h.Class : FailureClass.Test;
+
     /// <summary>Every read in one command, each section after a marker line.</summary>
     public static string Script(bool moduleLoaded) =>
         $"echo '{Marker}kernel'; {{ {KernelFacts.Command}; }}; " +
@@ -126,7 +136,7 @@ public static class FactsReader
     /// <summary>Over SSH when the board has it (hil_cq needs it anyway), else over the console shell.</summary>
     private static async Task<string> RunAsync(LiveBoard live, string command, CancellationToken ct)
     {
-        if (live.Board.Spec.Ssh is not null)
+        if (live.Board.HasSsh)
             return (await live.Board.Ssh.RunCheckedAsync(command, CommandTimeout, ct).ConfigureAwait(false)).Stdout;
         return (await live.Board.Shell.RunCheckedAsync(command, CommandTimeout, ct).ConfigureAwait(false)).Output;
     }

@@ -9,8 +9,8 @@ namespace Hil.Suites.Smoke;
 
 /// <summary>
 /// Is the board fit for the system-thread suite? Per board: a shell over serial and over SSH
-/// (host key pinned), the TEE device, tee-supplicant, xtest 1001 + 4001, the OP-TEE thread count
-/// against the board's facts, consoles free of panics/Oopses/OP-TEE aborts; and the harness's own
+/// (host key pinned), the TEE device, tee-supplicant, xtest 1001 + 4001, the facts measured at
+/// boot (the driver's policy, OP-TEE's thread count) against the board file and each other, consoles free of panics/Oopses/OP-TEE aborts; and the harness's own
 /// promise that a board lost mid-test is an infrastructure failure followed by a fresh board.
 /// </summary>
 [TestFixtureSource(typeof(BoardSelection), nameof(BoardSelection.Fixtures))]

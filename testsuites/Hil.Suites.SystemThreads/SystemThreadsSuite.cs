@@ -314,13 +314,13 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         var traced = await bench.Tracing.RunAsync(async (_, ct) =>
             xtest = await new XtestRunner(t.Board.Ssh, Boards.Log).RunAsync(options, ct), Path.Combine(t.OutputDirectory, "trace"), t.Token);
         t.Attach("xtest.log", $"$ {XtestRunner.CommandLine(options)}\n{xtest!.Output}", "xtest output");
-        var conformance = Judge(t, traced);
+        var conformance = Conformance(t, traced);
         var model = BoardModel.From(t.Facts);
         var waited = conformance.Stats.Blocks + conformance.Stats.Refusals;
         var figures = new FigureSheet(t, "xtest-1013", nameof(Xtest1013_ThreeClientsOnTwoThreads_TraceConformsToTheModel));
-        // Judge has thrown with the divergence if the trace did not conform; the row states what was judged.
-        figures.Informational("xtest -t regression 1013: call-queue events traced / conforming", conformance.Events, conformance.Conforms ? "all" : "no",
-            "the model judged every event (a divergence fails the test with its line); the count is the board's traffic, not a prediction");
+        figures.Asserted("xtest -t regression 1013: call-queue events traced / conforming to the model", conformance.Events, conformance.Conforms, Is.True,
+            conformance.Divergence is { } d ? $"the trace diverges from the model ({conformance.Policy.Name}) at line {d.Line}: {d.Reason}" : "the trace conforms",
+            shown: conformance.Conforms ? "all" : $"diverges at line {conformance.Divergence!.Line}", how: "every event replayed by the model");
         using (Assert.EnterMultipleScope())
         {
             Assert.That(xtest.Passed, Is.True, $"xtest {xtest.Command}");
@@ -375,13 +375,19 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
     /// <summary>The trace must be complete and conform to the board's own policy; the report goes with the test.</summary>
     private static ConformanceResult Judge(BoardTestContext t, TracedRun traced, string attachmentPrefix = "")
     {
-        var result = traced.Check();
-        var text = string.Join("\n", ConformanceRendering.Text(result));
-        t.Attach($"{attachmentPrefix}conformance.txt", text, "the trace judged by the model");
-        t.Note($"trace {traced.TracePath}: {result.Events} events, {(result.Conforms ? "conforms" : "DIVERGES")}");
+        var result = Conformance(t, traced, attachmentPrefix);
         if (!result.Conforms)
             throw new ProductFailureException($"the board's call-queue trace diverges from the model ({result.Policy.Name}) at line {result.Divergence!.Line}: {result.Divergence.Reason}",
                 [.. ConformanceRendering.Text(result)]);
+        return result;
+    }
+
+    /// <summary>The trace judged by the board's own policy, its report attached (no verdict: see <see cref="Judge"/>).</summary>
+    private static ConformanceResult Conformance(BoardTestContext t, TracedRun traced, string attachmentPrefix = "")
+    {
+        var result = traced.Check();
+        t.Attach($"{attachmentPrefix}conformance.txt", string.Join("\n", ConformanceRendering.Text(result)), "the trace judged by the model");
+        t.Note($"trace {traced.TracePath}: {result.Events} events, {(result.Conforms ? "conforms" : "DIVERGES")}");
         return result;
     }
 
