@@ -37,6 +37,8 @@ public sealed class Board : IAsyncDisposable
     private readonly ILogger _log;
     private readonly List<ConsoleLog> _logs = [];
     private int _checkedEvents;
+    private volatile PowerLoss? _powerLoss;
+    private CancellationTokenSource _powerGone = new();
 
     private Board(BoardSpec spec, BoardOptions options, ConsoleLink? console, ConsoleLink? secure, SshLink? ssh, IPowerDriver power,
         ConsoleWatcher watcher, ILogger log)
@@ -55,6 +57,25 @@ public sealed class Board : IAsyncDisposable
             _shell.AfterCommand = ThrowOnFatalEvents;
             Boot = new BootSequencer(spec, console, power, log);
         }
+        if (power is IPowerLossSource source) source.PowerLost += OnPowerLost;
+    }
+
+    /// <summary>
+    /// Raised the moment the board loses power on its own (its power process ended): whoever runs a
+    /// test on the board ends it at once, as infrastructure, instead of waiting for a timeout.
+    /// </summary>
+    public event Action<PowerLoss>? PowerLost;
+
+    /// <summary>The last power loss since the last boot began; null while the power is fine.</summary>
+    public PowerLoss? LastPowerLoss => _powerLoss;
+
+    private void OnPowerLost(PowerLoss loss)
+    {
+        _powerLoss = loss;
+        _log.Error("board {Board}: power lost: {Loss}", Spec.Name, loss.ToString());
+        try { _powerGone.Cancel(); }
+        catch (ObjectDisposedException) { }
+        PowerLost?.Invoke(loss);
     }
 
     /// <summary>Opens the board's links (consoles start logging at once; SSH connects lazily).</summary>
@@ -149,14 +170,24 @@ public sealed class Board : IAsyncDisposable
     {
         ThrowIfBroken();
         Watcher.DisarmResetDetection();
+        // A power process that dies during the boot (QEMU refusing an option, a crash) ends the
+        // boot at once with its exit code and error output, not after the stage's timeout.
+        _powerLoss = null;
+        var gone = new CancellationTokenSource();
+        Interlocked.Exchange(ref _powerGone, gone).Dispose();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, gone.Token);
         try
         {
-            await Boot!.BootAsync(ct).ConfigureAwait(false);
-            await Shell.LoginAsync(Spec.Boot.LoginTimeout, ct).ConfigureAwait(false);
+            await Boot!.BootAsync(linked.Token).ConfigureAwait(false);
+            await Shell.LoginAsync(Spec.Boot.LoginTimeout, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (_powerLoss is { } loss && ex is OperationCanceledException or InfrastructureException)
+        {
+            throw MarkBroken($"power lost while {Boot!.Waiting}: {loss}", ex);
         }
         catch (InfrastructureException ex)
         {
-            throw MarkBroken($"boot failed: {ex.Message}", ex);
+            throw MarkBroken($"boot failed while {Boot!.Waiting}: {ex.Message}", ex);
         }
         catch (ProductFailureException ex)
         {
@@ -214,6 +245,7 @@ public sealed class Board : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        if (Power is IPowerLossSource source) source.PowerLost -= OnPowerLost;
         if (_ssh is not null) await _ssh.DisposeAsync().ConfigureAwait(false);
         if (_console is not null) await _console.DisposeAsync().ConfigureAwait(false);
         if (SecureConsole is not null) await SecureConsole.DisposeAsync().ConfigureAwait(false);

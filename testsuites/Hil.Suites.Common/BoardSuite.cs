@@ -58,6 +58,13 @@ public abstract class BoardSuite(BoardTarget target)
     {
         var outcome = await new BoardTestRunner(Boards).RunAsync(TestContext.CurrentContext.Test.Name, body, options ?? new BoardTestOptions());
         if (!outcome.Passed) Assert.Fail(outcome.Message ?? "[test] the test failed without a message");
+        // A pass on a retry is not a plain pass: JUnit/NUnit XML and TRX carry the line in the
+        // test's output, the progress shows it live, and hil run counts such tests as flaky.
+        if (outcome.RetryNote is { } note)
+        {
+            TestContext.Out.WriteLine($"[{Target.Name}] {note}");
+            TestContext.Progress.WriteLine($"[{Target.Name}] {TestContext.CurrentContext.Test.Name}: {note}");
+        }
     }
 
     /// <summary>

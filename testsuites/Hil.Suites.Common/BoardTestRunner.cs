@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Hil.Boards;
 using Hil.Boards.Failures;
+using Hil.Boards.Watch;
 using NUnit.Framework.Internal;
 
 namespace Hil.Suites.Common;
@@ -18,6 +19,18 @@ public sealed record BoardTestOptions
     public int InfrastructureRetries { get; init; } = 1;
 }
 
+/// <summary>
+/// Run-wide retry switch: <c>HIL_NO_RETRY=1</c> (set by <c>hil run --no-retry</c>) turns every
+/// infrastructure retry off, so a nightly job can see each first-attempt failure as it is.
+/// </summary>
+public static class RetryPolicy
+{
+    public static bool Disabled => Environment.GetEnvironmentVariable(RetryConvention.NoRetryVariable) is "1" or "true" or "yes";
+
+    /// <summary>Extra attempts to allow: the test's own number, or none when retries are off for the run.</summary>
+    public static int Retries(BoardTestOptions options) => Disabled ? 0 : Math.Max(0, options.InfrastructureRetries);
+}
+
 /// <summary>One attempt of a test: on which session, how it ended, and the files it left (console slices).</summary>
 public sealed record AttemptRecord(int Number, int? Session, Failure? Failure, TimeSpan Duration, IReadOnlyList<string> Files)
 {
@@ -29,6 +42,14 @@ public sealed record BoardTestOutcome(string Test, string Board, IReadOnlyList<A
 {
     public bool Passed => Attempts.Count > 0 && Attempts[^1].Passed;
     public Failure? Failure => Attempts.Count > 0 ? Attempts[^1].Failure : null;
+
+    /// <summary>Passed, but not at the first attempt: a flaky test or lab, never to be reported as a plain pass.</summary>
+    public bool PassedOnRetry => Passed && Attempts.Count > 1;
+
+    /// <summary>"hil: passed on retry (attempt 2 of 2); attempt 1 (session 1) failed: [infrastructure] …", one line per earlier attempt.</summary>
+    public string? RetryNote => !PassedOnRetry ? null
+        : $"{RetryConvention.PassedOnRetryMarker} (attempt {Attempts.Count} of {Attempts.Count}); " + string.Join("; ", Attempts.Take(Attempts.Count - 1).Select(a =>
+            $"attempt {a.Number} (session {a.Session?.ToString() ?? "-"}) failed: [{FailureText.Tag(a.Failure!.Class)}] {a.Failure.Message.Split('\n')[0]}"));
 
     /// <summary>The failed result's message: "[class] …", evidence, and what the earlier attempts hit.</summary>
     public string? Message
@@ -67,7 +88,7 @@ public sealed class BoardTestRunner(BoardProvider provider)
     {
         var outputDir = Path.Combine([Provider.SuiteDirectory, "tests", .. test.Split('/').Select(SuiteResults.SafeName)]);
         var attempts = new List<AttemptRecord>();
-        var maxAttempts = 1 + Math.Max(0, options.InfrastructureRetries);
+        var maxAttempts = 1 + RetryPolicy.Retries(options);
         for (var number = 1; number <= maxAttempts; number++)
         {
             var record = await AttemptAsync(test, number, body, options, outputDir).ConfigureAwait(false);
@@ -93,6 +114,17 @@ public sealed class BoardTestRunner(BoardProvider provider)
             slices = Slices.Mark(live, test);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(budget.Token, live.Lost);
             context = new BoardTestContext(live, number, linked.Token, outputDir);
+            // A panic, Oops, BUG or OP-TEE abort ends the body the moment the console shows it,
+            // whatever transport the body waits on (an SSH command on a panicked kernel would
+            // otherwise hang until its own timeout, or end as a lost connection).
+            var watcher = live.Board.Watcher;
+            void OnEvent(ConsoleEvent e)
+            {
+                if (!ConsoleWatcher.IsFatal(e)) return;
+                try { linked.Cancel(); }
+                catch (ObjectDisposedException) { }
+            }
+            watcher.EventSeen += OnEvent;
             try
             {
                 // The body's NUnit assertions record into an isolated result: the outcome carries a
@@ -110,19 +142,60 @@ public sealed class BoardTestRunner(BoardProvider provider)
             {
                 // Assert.Pass() ends a test successfully; it is not a failure to classify.
             }
+            finally
+            {
+                watcher.EventSeen -= OnEvent;
+            }
             // Panics, Oopses, OP-TEE aborts and warnings during the test fail it even if the body passed.
             slices.Scope.Complete();
         }
         catch (Exception ex)
         {
-            failure = Classify(ex, live, budgetExpired, options.Budget);
-            if (live is not null && failure.Class == FailureClass.Infrastructure)
+            var events = slices is null ? [] : await ConsoleEventsAsync(slices.Scope, ex, live).ConfigureAwait(false);
+            failure = ConsoleEvents(events, ex) ?? Classify(ex, live, budgetExpired, options.Budget);
+            // After an infrastructure failure the session is in an unknown state; after a panic,
+            // Oops, BUG, OP-TEE abort or reset the kernel is dead or tainted: both get a fresh boot.
+            if (live is not null && (failure.Class == FailureClass.Infrastructure || events.Any(ConsoleWatcher.IsFatal)))
                 Provider.Condemn(live, $"{test}: {failure.Message}");
         }
         // Attachments made inside the isolated result would be lost with it: they are added here.
         context?.FlushAttachments();
         var files = slices is null ? [] : await slices.WriteAsync(outputDir, number).ConfigureAwait(false);
         return new AttemptRecord(number, live?.Session, failure, clock.Elapsed, files);
+    }
+
+    // A kernel prints its panic before the link drops, but the console may deliver those lines a
+    // little after the transport error (or QEMU's exit) reached the test.
+    private static readonly TimeSpan ConsoleDrain = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// The console events of the attempt. When the failure looks like the lab's (a lost board, a
+    /// dropped connection) the console gets a moment to deliver what the kernel printed on its way down.
+    /// </summary>
+    private static async Task<IReadOnlyList<ConsoleEvent>> ConsoleEventsAsync(TestScope scope, Exception ex, LiveBoard? live)
+    {
+        var events = scope.Events;
+        if (events.Count > 0) return events;
+        var lab = live?.LostReason is not null || FailureClassifier.Classify(ex).Class == FailureClass.Infrastructure || ex is OperationCanceledException;
+        if (!lab) return events;
+        await Task.Delay(ConsoleDrain).ConfigureAwait(false);
+        return scope.Events;
+    }
+
+    /// <summary>
+    /// Console events decide the class first: a test during which the kernel panicked, Oopsed or
+    /// warned, or OP-TEE aborted, failed because of the product — even when the same panic also
+    /// dropped SSH or stopped the board — and the console lines are the evidence. Null when the
+    /// consoles showed nothing.
+    /// </summary>
+    public static Failure? ConsoleEvents(IReadOnlyList<ConsoleEvent> events, Exception? ex)
+    {
+        if (events.Count == 0) return null;
+        var first = events.FirstOrDefault(ConsoleWatcher.IsFatal) ?? events[0];
+        // A body cancelled because of the event has nothing to add; any other failure is kept beside it.
+        var then = ex is null or ConsoleEventException or OperationCanceledException ? "" : $"; the test then failed with: {FailureClassifier.Classify(ex).Message.Split('\n')[0]}";
+        return new Failure(FailureClass.Product, $"{first}{(events.Count > 1 ? $" (+{events.Count - 1} more console events)" : "")}{then}",
+            events.SelectMany(e => e.Context.Append($"=> {e}")).ToList(), false);
     }
 
     /// <summary>
@@ -137,6 +210,8 @@ public sealed class BoardTestRunner(BoardProvider provider)
         var e = ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
         if (live?.LostReason is { } lost)
         {
+            // The board layer's own account (which boot stage, which process, its exit code) says more than "lost".
+            if (e is BoardBrokenException broken) return new Failure(FailureClass.Infrastructure, broken.Message, broken.Evidence, true);
             var what = e is OperationCanceledException ? "" : $" ({FailureClassifier.Classify(e).Message})";
             return new Failure(FailureClass.Infrastructure, $"board {live.Target.Name} was lost during the test: {lost}{what}", [], true);
         }

@@ -58,26 +58,22 @@ public sealed class LiveBoard : IAsyncDisposable
         return _condemned;
     }
 
-    /// <summary>Follows the QEMU process: its exit marks the session lost and cancels <see cref="Lost"/>.</summary>
-    internal void WatchPower()
+    /// <summary>
+    /// Follows the board's power: a power process that ends on its own (QEMU crashed, was killed,
+    /// refused to start) marks the session lost and cancels <see cref="Lost"/> the moment it happens,
+    /// with the exit code and the process's last error lines in the reason.
+    /// </summary>
+    internal void WatchPower() => Board.PowerLost += loss =>
     {
-        if (Qemu is not { } q) return;
-        _ = Task.Run(async () =>
-        {
-            // The process only exists once the boot has powered the board on.
-            Hil.Qemu.Launch.QemuInstance? instance;
-            while ((instance = q.Power.Instance) is null)
-            {
-                if (_closing) return;
-                await Task.Delay(50).ConfigureAwait(false);
-            }
-            var code = await instance.Exited.ConfigureAwait(false);
-            if (!_closing) MarkLost($"QEMU pid {instance.ProcessId} exited with code {code}");
-        });
-    }
+        if (!_closing) MarkLost($"power lost: {loss}");
+    };
+
+    /// <summary>When the loss was noticed (UTC); null while the session is not lost.</summary>
+    public DateTimeOffset? LostAtUtc { get; private set; }
 
     internal void MarkLost(string reason)
     {
+        if (_lostReason is null) LostAtUtc = DateTimeOffset.UtcNow;
         _lostReason ??= reason;
         try { _lost.Cancel(); }
         catch (ObjectDisposedException) { }

@@ -152,15 +152,18 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
         var killedAt = new Stopwatch();
         var outcome = await RunOnBoardAsync("qemu-killed-mid-test",
             t => KillMidCommandAsync(t, victim, killedAt), new BoardTestOptions { InfrastructureRetries = 0 });
-        var detection = killedAt.Elapsed;
+        var ended = killedAt.Elapsed;
+        var detection = victim.Live?.LostAtUtc - victim.KilledAtUtc;
 
         Expect(!outcome.Passed, "the test whose board was killed passed");
         var failure = outcome.Failure!;
         Expect(failure.Class == FailureClass.Infrastructure, $"killing the board mid-test was classified {FailureText.Tag(failure.Class)}: {outcome.Message}");
         Expect(outcome.Message!.StartsWith("[infrastructure] ", StringComparison.Ordinal), $"message without its class: {outcome.Message}");
         Expect(outcome.Attempts.Count == 1, "retries were off, yet it ran again");
-        Expect(detection < TimeSpan.FromSeconds(10), $"detected {detection.TotalSeconds:0.0} s after the kill (should be at once)");
-        TestContext.Out.WriteLine($"[{Target.Name}] killed QEMU pid {victim.Pid} (session {victim.Session}) mid-command; failed {detection.TotalSeconds:0.00} s later with: {outcome.Message}");
+        Expect(detection is { } d && d < TimeSpan.FromSeconds(1), $"the loss was noticed {detection?.TotalSeconds:0.00} s after the kill (must be within 1 s)");
+        Expect(failure.Message.Contains("exited with code", StringComparison.Ordinal), $"the message does not give the power process's exit: {outcome.Message}");
+        Expect(ended < TimeSpan.FromSeconds(10), $"the test ended {ended.TotalSeconds:0.0} s after the kill (should be at once)");
+        TestContext.Out.WriteLine($"[{Target.Name}] killed QEMU pid {victim.Pid} (session {victim.Session}) mid-command; noticed {detection?.TotalMilliseconds:0} ms later, the test ended {ended.TotalSeconds:0.00} s later with: {outcome.Message}");
 
         var next = await RunOnBoardAsync("next-test-after-the-kill", t => FreshBoardAsync(t, victim));
         if (!next.Passed) Assert.Fail(next.Message ?? "[test] the next test failed without a message");
@@ -184,6 +187,9 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
         Expect(retried.Attempts.Count == 2, $"expected exactly one retry, got {retried.Attempts.Count} attempts");
         Expect(retried.Attempts[0].Failure?.Class == FailureClass.Infrastructure, "the first attempt was not an infrastructure failure");
         Expect(retried.Attempts[1].Session > retried.Attempts[0].Session, "the retry ran on the same session");
+        Expect(retried.PassedOnRetry && retried.RetryNote is { } note && note.StartsWith(RetryConvention.PassedOnRetryMarker, StringComparison.Ordinal)
+               && note.Contains($"attempt 1 (session {retried.Attempts[0].Session}) failed: [infrastructure]", StringComparison.Ordinal),
+            $"a pass on retry must say so with the first attempt's failure: {retried.RetryNote ?? "(no note)"}");
 
         var session = Boards.Current?.Session;
         var product = await RunOnBoardAsync("product-failure",
@@ -213,9 +219,97 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
         return Task.CompletedTask;
     });
 
+    // ---- product faults: they run after the console check above, which covers every other test ----
+
+    /// <summary>
+    /// A kernel panic while the test waits on an SSH command: the panic, not the SSH channel that
+    /// hangs or drops with it, decides the class — product, with the panic lines as evidence, never
+    /// retried (retries stay on), and noticed at once rather than after a command timeout. The board
+    /// is not used again: the next test gets a fresh one.
+    /// </summary>
+    [Test, DependsOnTest(nameof(Consoles_ShowNoPanicOopsOrOpteeAbort_DuringTheSuite), AllowFailure = true)]
+    public async Task FaultInjection_KernelPanicDuringAnSshWorkload_IsProduct_NotRetried_AndTheNextTestGetsAFreshBoard()
+    {
+        var victim = new VictimFacts();
+        var crashedAt = new Stopwatch();
+        var outcome = await RunOnBoardAsync("sysrq-crash-during-ssh-workload", async t =>
+        {
+            victim.Live = t.Live;
+            victim.Session = t.Live.Session;
+            victim.BootId = (await t.Board.Ssh.RunCheckedAsync($"cat {BootIdFile}", Short, t.Token)).Stdout.Trim();
+            // The workload: a long SSH command the test waits on when the kernel dies under it.
+            var workload = Task.Run(() => t.Board.Ssh.RunAsync("sleep 120; echo survived", TimeSpan.FromSeconds(150), t.Token), t.Token);
+            await Task.Delay(TimeSpan.FromSeconds(1), t.Token);
+            crashedAt.Start();
+            _ = t.Board.Ssh.RunAsync("echo c > /proc/sysrq-trigger", TimeSpan.FromSeconds(150), t.Token);
+            await workload;
+            throw new TestErrorException("the SSH workload completed although the kernel was made to panic");
+        }, new BoardTestOptions { InfrastructureRetries = 1, Budget = TimeSpan.FromMinutes(3) });
+        var ended = crashedAt.Elapsed;
+
+        Expect(!outcome.Passed, "a test during which the kernel panicked passed");
+        var failure = outcome.Failure!;
+        Expect(failure.Class == FailureClass.Product, $"a kernel panic mid-test was classified {FailureText.Tag(failure.Class)}: {outcome.Message}");
+        Expect(outcome.Attempts.Count == 1, $"a product failure was retried ({outcome.Attempts.Count} attempts): {outcome.Message}");
+        Expect(failure.Message.Contains("KernelPanic", StringComparison.Ordinal), $"the message does not name the panic: {failure.Message}");
+        Expect(failure.Evidence.Any(l => l.Contains("Kernel panic - not syncing", StringComparison.Ordinal)), "the panic line is not in the evidence");
+        Expect(failure.Evidence.Any(l => l.Contains("sysrq", StringComparison.OrdinalIgnoreCase)), "the evidence does not show what crashed it (sysrq)");
+        Expect(ended < TimeSpan.FromSeconds(30), $"the test ended {ended.TotalSeconds:0.0} s after the crash (should be as soon as the console shows the panic)");
+        TestContext.Out.WriteLine($"[{Target.Name}] sysrq crash over SSH on session {victim.Session}: ended {ended.TotalSeconds:0.00} s later with: {outcome.Message!.Split('\n')[0]}");
+
+        var next = await RunOnBoardAsync("next-test-after-the-panic", t => FreshBoardAsync(t, victim));
+        if (!next.Passed) Assert.Fail(next.Message ?? "[test] the next test failed without a message");
+    }
+
+    /// <summary>An Oops in a task, made by our module: product, evidence the Oops, not retried; the tainted board is replaced.</summary>
+    [Test, DependsOnTest(nameof(FaultInjection_KernelPanicDuringAnSshWorkload_IsProduct_NotRetried_AndTheNextTestGetsAFreshBoard), AllowFailure = true)]
+    public async Task FaultInjection_OopsThroughOurModule_IsProduct_NotRetried()
+    {
+        int? session = null;
+        var outcome = await RunOnBoardAsync("module-oops", async t =>
+        {
+            session = t.Live.Session;
+            await FaultModule.ArmAsync(t, Boards.Log);
+            // The task that writes dies in the Oops: its SSH channel ends without an exit status.
+            await t.Board.Ssh.RunAsync(FaultModule.Inject("oops"), Short, t.Token);
+            await t.Board.Ssh.RunCheckedAsync("true", Short, t.Token);
+        }, new BoardTestOptions { InfrastructureRetries = 1, Budget = TimeSpan.FromMinutes(3) });
+        ExpectProductConsoleFailure(outcome, "Oops", "Internal error: Oops");
+        Expect(Boards.Current is null || Boards.Current.Session != session || Boards.Current.Unhealthy() is not null,
+            "the session whose kernel Oopsed would run the next test (it must be replaced)");
+        TestContext.Out.WriteLine($"[{Target.Name}] module Oops: {outcome.Message!.Split('\n')[0]}");
+    }
+
+    /// <summary>A kernel WARNING made by our module while the test itself succeeds: the test fails as product, not retried.</summary>
+    [Test, DependsOnTest(nameof(FaultInjection_OopsThroughOurModule_IsProduct_NotRetried), AllowFailure = true)]
+    public async Task FaultInjection_WarningThroughOurModule_FailsAPassingTest_AsProduct()
+    {
+        var outcome = await RunOnBoardAsync("module-warning", async t =>
+        {
+            await FaultModule.ArmAsync(t, Boards.Log);
+            var r = await t.Board.Ssh.RunAsync(FaultModule.Inject("warn"), Short, t.Token);
+            Assert.That(r.ExitStatus, Is.Zero, "a WARNING does not kill the writer: " + r.Stderr);
+        }, new BoardTestOptions { InfrastructureRetries = 1, Budget = TimeSpan.FromMinutes(3) });
+        ExpectProductConsoleFailure(outcome, "KernelWarning", "WARNING: CPU:");
+        TestContext.Out.WriteLine($"[{Target.Name}] module WARNING: {outcome.Message!.Split('\n')[0]}");
+    }
+
+    private static void ExpectProductConsoleFailure(BoardTestOutcome outcome, string kind, string line)
+    {
+        Expect(!outcome.Passed, $"a test during which the kernel showed {kind} passed");
+        var failure = outcome.Failure!;
+        Expect(failure.Class == FailureClass.Product, $"{kind} mid-test was classified {FailureText.Tag(failure.Class)}: {outcome.Message}");
+        Expect(outcome.Attempts.Count == 1, $"a product failure was retried ({outcome.Attempts.Count} attempts): {outcome.Message}");
+        Expect(failure.Message.Contains(kind, StringComparison.Ordinal), $"the message does not name {kind}: {failure.Message}");
+        Expect(failure.Evidence.Any(l => l.Contains(line, StringComparison.Ordinal)), $"'{line}' is not in the evidence: {string.Join(" | ", failure.Evidence)}");
+        Expect(failure.Evidence.Any(l => l.Contains("hil_cq", StringComparison.Ordinal)), "the evidence does not show our module's injection");
+    }
+
     /// <summary>What the killed session was, so the next test can prove it runs on another one.</summary>
     private sealed class VictimFacts
     {
+        public LiveBoard? Live;
+        public DateTimeOffset KilledAtUtc;
         public int Session;
         public int Pid;
         public string BootId = "";
@@ -225,6 +319,7 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
     {
         if (t.Qemu is null && !t.Board.Power.CanSwitch)
             throw new TestErrorException($"board {t.Live.Target.Name}: fault injection needs a QEMU board or switchable power ({t.Live.Target.BoardFile})");
+        victim.Live = t.Live;
         victim.Session = t.Live.Session;
         victim.Pid = t.Qemu?.Power.Instance?.ProcessId ?? 0;
         victim.BootId = (await t.Board.Shell.RunCheckedAsync($"cat {BootIdFile}", Short, t.Token)).Output.Trim();
@@ -236,6 +331,7 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
             throw new TestErrorException("sleep 120 ended within a second, before the kill: " + (running.IsCompletedSuccessfully
                 ? $"exit {running.Result.ExitCode}, output '{running.Result.Output}'" : running.Exception?.GetBaseException().ToString()));
         killedAt.Start();
+        victim.KilledAtUtc = DateTimeOffset.UtcNow;
         await t.Live.CutPowerAsync();
         await running;
         throw new TestErrorException("sleep 120 completed although the board was killed");

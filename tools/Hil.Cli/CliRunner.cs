@@ -32,6 +32,13 @@ public static class CliRunner
             Console.Error.WriteLine($"hil: {message}");
             return UsageError;
         }
+        catch (Exception ex) when (Unwrap(ex) is Hil.Boards.Failures.HilException h)
+        {
+            // A board that does not boot, a lost link, a product failure: the board layer's message
+            // names the board, the stage and the cause; it is a verdict, not a bug of ours.
+            Console.Error.WriteLine($"hil: [{Tag(h.Class)}] {h.Message.Split('\n')[0]}");
+            return 1;
+        }
         catch (OperationCanceledException)
         {
             Console.Error.WriteLine("hil: cancelled");
@@ -44,6 +51,15 @@ public static class CliRunner
             return InternalError;
         }
     }
+
+    private static Exception Unwrap(Exception ex) => ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
+
+    private static string Tag(Hil.Boards.Failures.FailureClass c) => c switch
+    {
+        Hil.Boards.Failures.FailureClass.Infrastructure => "infrastructure",
+        Hil.Boards.Failures.FailureClass.Product => "product",
+        _ => "test",
+    };
 }
 
 /// <summary>

@@ -26,7 +26,7 @@
  *   firmware  what OP-TEE itself says, asked with a fast SMC of its own (not through the driver):
  *             thread_count (OPTEE_SMC_GET_THREAD_COUNT, i.e. CFG_NUM_THREADS) and the conduit
  *   fault     write "oops" or "warn": fault injection for the harness's failure classes (an Oops
- *             in the writing task, or a kernel WARNING); needs the module parameter faults=1
+ *             in the writing task, or a kernel WARNING); armed by the module parameter faults (0644)
  *
  * All times are CLOCK_MONOTONIC nanoseconds (ktime_get_ns()), the clock of ftrace's "mono" trace
  * clock, so that records line up with a call-queue trace.
@@ -851,8 +851,8 @@ static int HIL_FN firmware_show(struct seq_file *m, void *v)
 /* ---- fault injection ---------------------------------------------------- */
 
 static bool faults;
-module_param(faults, bool, 0444);
-MODULE_PARM_DESC(faults, "allow writes to debugfs hil_cq/fault (oops, warn): for testing the harness");
+module_param(faults, bool, 0644);   /* the harness arms it at run time, on a loaded module */
+MODULE_PARM_DESC(faults, "allow writes to debugfs hil_cq/fault (oops, warn): for testing the harness; off by default");
 
 /* Read through READ_ONCE so the compiler emits a real load and store (an Oops, not a trap). */
 static int *hil_null_target;
@@ -862,7 +862,7 @@ static ssize_t HIL_FN fault_write(struct file *f, const char __user *ubuf, size_
 	char buf[16];
 
 	if (!faults)
-		return reject(-EPERM, "fault injection is off (load with faults=1)");
+		return reject(-EPERM, "fault injection is off (write 1 to /sys/module/hil_cq/parameters/faults)");
 	if (len == 0 || len >= sizeof(buf))
 		return reject(-EINVAL, "fault: write oops or warn");
 	if (copy_from_user(buf, ubuf, len))

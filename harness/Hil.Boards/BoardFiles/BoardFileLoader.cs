@@ -13,11 +13,23 @@ public static class BoardFileLoader
     /// <summary>Power drivers known without registration; others (e.g. "qemu") come from <see cref="Power.PowerDrivers"/>.</summary>
     private static readonly string[] BuiltInDrivers = ["none", "manual", "command", "pdudaemon"];
 
+    /// <summary>A board file is a page of YAML; anything larger is not one (a device, a wrong path).</summary>
+    public const long MaxBytes = 1 << 20;
+
     public static BoardSpec Load(string path)
     {
         var full = Path.GetFullPath(path);
-        if (!File.Exists(full)) throw new BoardFileException([new BoardFileError(path, 0, 0, "(file)", "board file does not exist")]);
-        return Parse(File.ReadAllText(full), full);
+        if (!File.Exists(full) && !Directory.Exists(full)) throw new BoardFileException([new BoardFileError(path, 0, 0, "(file)", "board file does not exist")]);
+        string text;
+        try
+        {
+            text = InputFiles.InputFile.ReadText(full, "board file", MaxBytes);
+        }
+        catch (InputFiles.InputFileException ex)
+        {
+            throw new BoardFileException([new BoardFileError(full, 1, 1, "(file)", ex.Problem)]);
+        }
+        return Parse(text, full);
     }
 
     public static BoardSpec Parse(string yaml, string fileName)
@@ -219,7 +231,7 @@ public static class BoardFileLoader
             var commands = im.StrList("commands") ?? [];
             var ct = im.Duration("command_timeout") ?? TimeSpan.FromSeconds(10);
             im.Done();
-            interrupt = new InterruptSpec(Unescape(send), prompt ?? "", commands, ct);
+            interrupt = new InterruptSpec(Unescape(f, im, send), prompt ?? "", commands, ct);
         }
         m.Done();
         return new StageSpec(expect ?? "", timeout, interrupt);
@@ -253,5 +265,17 @@ public static class BoardFileLoader
     }
 
     /// <summary>Lets a board file name control keys: "\x03" (Ctrl-C), "\r", "\n", "\e".</summary>
-    private static string Unescape(string s) => Regex.Unescape(s);
+    /// <summary>C-like escapes (\n, \x03, \u0003) in what is typed at the bootloader; a bad one is the file's mistake.</summary>
+    private static string Unescape(YamlFields f, YamlMap m, string s)
+    {
+        try
+        {
+            return Regex.Unescape(s);
+        }
+        catch (ArgumentException)
+        {
+            f.Error(m.Raw("send"), $"{m.Path}.send", $"'{s}' has an escape that is not one (use \\n, \\r, \\xHH or \\uHHHH)");
+            return " ";
+        }
+    }
 }

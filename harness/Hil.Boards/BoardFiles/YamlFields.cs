@@ -18,7 +18,7 @@ internal sealed class YamlFields(string file, List<BoardFileError> errors)
     public YamlMap? Map(YamlNode node, string path)
     {
         if (node is YamlMappingNode m) return new YamlMap(this, m, path);
-        Error(node, path, "expected a mapping (key: value lines)");
+        Error(node, path.Length == 0 ? "(root)" : path, "expected a mapping (key: value lines)");
         return null;
     }
 }
@@ -80,6 +80,8 @@ internal sealed partial class YamlMap(YamlFields f, YamlMappingNode node, string
     [GeneratedRegex(@"^(?<n>\d+(\.\d+)?)\s*(?<u>ms|s|m|h)?$")]
     private static partial Regex DurationPattern();
 
+    private const double MaxDurationSeconds = 7 * 24 * 3600;
+
     /// <summary>Durations are "500ms", "30s", "2m", "1h" or a plain number of seconds.</summary>
     public TimeSpan? Duration(string key, TimeSpan? max = null)
     {
@@ -92,13 +94,20 @@ internal sealed partial class YamlMap(YamlFields f, YamlMappingNode node, string
             return null;
         }
         var n = double.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture);
-        var t = m.Groups["u"].Value switch
+        var seconds = m.Groups["u"].Value switch
         {
-            "ms" => TimeSpan.FromMilliseconds(n),
-            "m" => TimeSpan.FromMinutes(n),
-            "h" => TimeSpan.FromHours(n),
-            _ => TimeSpan.FromSeconds(n),
+            "ms" => n / 1000,
+            "m" => n * 60,
+            "h" => n * 3600,
+            _ => n,
         };
+        // TimeSpan overflows near 29,000 years; no wait of a lab is longer than a week.
+        if (seconds > MaxDurationSeconds)
+        {
+            f.Error(Raw(key), Field(key), $"'{s}' is longer than a week; no board step waits that long");
+            return null;
+        }
+        var t = TimeSpan.FromSeconds(seconds);
         if (t <= TimeSpan.Zero || (max is { } mx && t > mx))
         {
             f.Error(Raw(key), Field(key), $"must be more than 0{(max is { } x ? $" and at most {x.TotalSeconds:0}s" : "")}");
@@ -183,7 +192,14 @@ internal sealed partial class YamlMap(YamlFields f, YamlMappingNode node, string
             f.Error(v, Field(key), "give exactly one of env: or file:");
             return null;
         }
-        return new SecretRef(env, file is null ? null : BoardPaths.Resolve(file, baseDir));
+        var path = file is null ? null : BoardPaths.Resolve(file, baseDir);
+        // Checked now, not at the first login an hour into a run: a secret that is not there is the
+        // file's (or the environment's) mistake. Only presence is checked; the value is never read here.
+        if (env is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(env)))
+            f.Error(m.Raw("env"), $"{Field(key)}.env", $"environment variable {env} is not set (the secret is read from it)");
+        if (path is not null && !File.Exists(path))
+            f.Error(m.Raw("file"), $"{Field(key)}.file", Directory.Exists(path) ? $"{path} is a folder, not a secret file" : $"secret file {path} does not exist");
+        return new SecretRef(env, path);
     }
 
     /// <summary>Reports keys nobody read: almost always a typo that would otherwise be silently ignored.</summary>

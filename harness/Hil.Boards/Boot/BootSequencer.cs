@@ -25,6 +25,9 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
 
     public BootStage Stage { get; private set; } = BootStage.Unknown;
 
+    /// <summary>What the boot is doing now, for messages: "switching power", "waiting for boot stage Firmware", …</summary>
+    public string Waiting { get; private set; } = "not booting";
+
     /// <summary>Raised when a stage is reached (for logs and reports).</summary>
     public event Action<BootStage>? StageReached;
 
@@ -33,6 +36,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
     {
         var mark = console.Buffer.End;
         Enter(BootStage.Off);
+        Waiting = $"switching power ({power.Name})";
         await power.CycleAsync(ct).ConfigureAwait(false);
         var b = board.Boot;
         if (b.Firmware is { } fw)
@@ -45,10 +49,15 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
         if (b.Kernel is { } k)
             mark = await ExpectAsync(BootStage.Kernel, k, mark, ct).ConfigureAwait(false);
         Enter(BootStage.Login);
+        Waiting = "logging in on the console";
     }
 
     /// <summary>Marks the shell stage reached (the console shell logged in).</summary>
-    public void ShellReached() => Enter(BootStage.Shell);
+    public void ShellReached()
+    {
+        Enter(BootStage.Shell);
+        Waiting = "at the shell";
+    }
 
     private void Enter(BootStage stage)
     {
@@ -60,6 +69,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
     private async Task<long> ExpectAsync(BootStage stage, StageSpec spec, long from, CancellationToken ct)
     {
         var re = new Regex(spec.Expect, RegexOptions.Multiline);
+        Waiting = $"waiting for boot stage {stage} (/{spec.Expect}/)";
         var end = await WaitForAsync(re, from, spec.Timeout, ct).ConfigureAwait(false);
         if (end is null)
         {

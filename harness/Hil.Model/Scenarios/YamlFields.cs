@@ -27,8 +27,14 @@ internal sealed class YamlFields
         foreach (var k in _map.Children.Keys)
         {
             var name = (k as YamlScalarNode)?.Value ?? "?";
-            if (!keys.Contains(name))
-                throw Error(k, Field(name), $"unknown field; expected one of: {string.Join(", ", keys)}");
+            if (keys.Contains(name)) continue;
+            // A key that is not a plain word (it may hold ':' or spaces) is quoted in the problem, so
+            // the message keeps its file:line: field: problem shape.
+            var plain = name.Length is > 0 and <= 40 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+            var shown = name.Length > 40 ? name[..40] + "…" : name;
+            throw plain
+                ? Error(k, Field(name), $"unknown field; expected one of: {string.Join(", ", keys)}")
+                : Error(k, Field("(key)"), $"unknown field '{shown}'; expected one of: {string.Join(", ", keys)}");
         }
     }
 

@@ -20,6 +20,8 @@ public sealed record QemuBoardOptions
     /// <summary>Per-instance folder (console socket, logs); a fresh temp folder when null.</summary>
     public string? RunDirectory { get; init; }
     public Hil.Boards.Shell.ShellOptions? Shell { get; init; }
+    /// <summary>Fault injection: changes the launch options of this instance (e.g. a missing NIC ROM).</summary>
+    public Func<QemuLaunchOptions, QemuLaunchOptions>? AdjustLaunch { get; init; }
 }
 
 /// <summary>
@@ -71,6 +73,7 @@ public static class QemuBoards
         var image = await CurrentImage(spec, options.Cache, options.ProvisionIfMissing, options.Logger).ConfigureAwait(false);
 
         var launch = QemuLaunchOptions.For(image, options.RunDirectory);
+        if (options.AdjustLaunch is { } adjust) launch = adjust(launch);
         var instanceSpec = spec with
         {
             Console = spec.Console with { Kind = ConsoleKind.UnixSocket, Address = launch.ConsoleSocketPath },

@@ -10,8 +10,11 @@ namespace Hil.Qemu.Board;
 /// (a cold boot, as pulling the plug on a real board). Alive = the process runs; a process that
 /// died under a test shows up here and as a lost console link.
 /// </summary>
-public sealed class QemuPowerDriver(QemuLaunchOptions options, ILogger logger) : IPowerDriver
+public sealed class QemuPowerDriver(QemuLaunchOptions options, ILogger logger) : IPowerDriver, IPowerLossSource
 {
+    /// <summary>QEMU ended without being switched off (it refused to start, crashed or was killed).</summary>
+    public event Action<PowerLoss>? PowerLost;
+
     public const string DriverName = "qemu";
     private QemuInstance? _instance;
 
@@ -35,10 +38,19 @@ public sealed class QemuPowerDriver(QemuLaunchOptions options, ILogger logger) :
             throw new InfrastructureException($"power on ({options.Image.Board}): {ex.Message}", ex,
                 ex.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         }
+        var instance = _instance;
         logger.Information("power on: QEMU pid {Pid}, console {Console}, ssh 127.0.0.1:{Port}, secure log {Secure}",
-            _instance.ProcessId, options.ConsoleSocketPath, options.SshPort, options.SecureLogPath);
-        _ = _instance.Exited.ContinueWith(t => logger.Information("QEMU pid {Pid} exited with code {Code}", _instance.ProcessId, t.Result),
-            TaskScheduler.Default);
+            instance.ProcessId, options.ConsoleSocketPath, options.SshPort, options.SecureLogPath);
+        _ = Task.Run(async () =>
+        {
+            var code = await instance.ExitedWithOutputAsync().ConfigureAwait(false);
+            logger.Information("QEMU pid {Pid} exited with code {Code}", instance.ProcessId, code);
+            // A deliberate off, or an old instance a power cycle already replaced, is no loss.
+            if (instance.StopRequested || !ReferenceEquals(instance, _instance)) return;
+            var loss = new PowerLoss($"QEMU pid {instance.ProcessId}", code, PowerLoss.Tail(instance.Errors), DateTimeOffset.UtcNow);
+            logger.Error("power lost: {Loss}", loss.ToString());
+            PowerLost?.Invoke(loss);
+        });
     }
 
     public async Task OffAsync(CancellationToken ct)

@@ -6,8 +6,9 @@ using Hil.Qemu.Provisioning;
 
 namespace Hil.Qemu.Launch;
 
-/// <summary>QEMU could not be started, or died while starting; carries its error output.</summary>
-public sealed class QemuLaunchException(string message, string stderr = "") : Exception(message + (stderr.Length > 0 ? ":\n" + stderr : ""))
+/// <summary>QEMU could not be started, or died while starting; carries its error output (the message has its last lines, on one line).</summary>
+public sealed class QemuLaunchException(string message, string stderr = "")
+    : Exception(message + (Hil.Boards.Power.PowerLoss.Tail(stderr) is { Count: > 0 } tail ? ": " + string.Join(" | ", tail) : ""))
 {
     public string Stderr { get; } = stderr;
 }
@@ -24,6 +25,12 @@ public sealed record QemuLaunchOptions
     public int Cpus { get; init; } = 2;
     public int MemoryMiB { get; init; } = 2048;
     public string QemuBinary { get; init; } = "qemu-system-aarch64";
+    /// <summary>
+    /// The NIC's option ROM: none (the PXE ROM is in ipxe-qemu, a Recommends a fresh machine lacks,
+    /// and U-Boot boots from -kernel anyway). Fault injection sets a missing file: QEMU then exits
+    /// at start, exactly as it did on a machine without that package.
+    /// </summary>
+    public string NicRomFile { get; init; } = "";
     /// <summary>
     /// Hold the guest until a client connects to the console socket, so the first byte of firmware
     /// output reaches whoever drives the boot (U-Boot's autoboot countdown is short).
@@ -78,9 +85,7 @@ public sealed record QemuLaunchOptions
             "-chardev", $"file,id=secure,path={ChardevPath(SecureLogPath)}",
             "-serial", "chardev:secure",
             "-netdev", $"user,id=net0,hostfwd=tcp:127.0.0.1:{SshPort}-:22",
-            // romfile= (no option ROM): the PXE ROM comes from ipxe-qemu, a Recommends that a
-            // --no-install-recommends machine lacks, and U-Boot boots from -kernel anyway.
-            "-device", "virtio-net-pci,netdev=net0,romfile=",
+            "-device", $"virtio-net-pci,netdev=net0,romfile={NicRomFile.Replace(",", ",,")}",
             "-display", "none", "-monitor", "none", "-nodefaults",
             // A guest reboot or poweroff ends the process: power is the process, as on a real board.
             "-no-reboot",
@@ -132,6 +137,8 @@ public sealed class QemuInstance : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<Task> _pumps = [];
+    private volatile bool _stopRequested;
 
     private QemuInstance(QemuLaunchOptions options, Process process, IReadOnlyList<string> commandLine)
     {
@@ -151,14 +158,35 @@ public sealed class QemuInstance : IAsyncDisposable
     public int SshPort => Options.SshPort;
 
     public bool IsAlive => !_exited.Task.IsCompleted;
+    /// <summary>When the process was seen to end (UTC); null while it runs.</summary>
+    public DateTimeOffset? ExitedAtUtc { get; private set; }
     /// <summary>Completes with QEMU's exit code when the process ends (crash, kill, guest poweroff).</summary>
     public Task<int> Exited => _exited.Task;
+
+    /// <summary>True once <see cref="StopAsync"/> was asked: an exit after it is a power-off, not a power loss.</summary>
+    public bool StopRequested => _stopRequested;
+
+    /// <summary>
+    /// QEMU's exit code once it has ended and its error output has been read to the end (at most
+    /// 500 ms after the exit: a grandchild holding the pipe must not delay the news).
+    /// </summary>
+    public async Task<int> ExitedWithOutputAsync()
+    {
+        var code = await Exited.ConfigureAwait(false);
+        Task[] pumps;
+        lock (_pumps) pumps = [.. _pumps];
+        await Task.WhenAny(Task.WhenAll(pumps), Task.Delay(500)).ConfigureAwait(false);
+        return code;
+    }
 
     /// <summary>When QEMU last wrote console output (its own log, written with or without a client).</summary>
     public DateTime LastConsoleOutputUtc => File.Exists(ConsoleLogPath) ? File.GetLastWriteTimeUtc(ConsoleLogPath) : StartedUtc;
 
     /// <summary>QEMU's own error output so far (e.g. why it refused to start).</summary>
     public string Stderr => File.Exists(Options.StderrPath) ? ReadShared(Options.StderrPath) : "";
+
+    /// <summary>The error output without QEMU's "info:" notes (its wait for the console client is not the cause of anything).</summary>
+    public string Errors => string.Join('\n', Stderr.Split('\n').Where(l => !l.Contains(": info: ", StringComparison.Ordinal)));
 
     /// <summary>Starts QEMU and returns once its console socket accepts clients (or fails with QEMU's message).</summary>
     public static async Task<QemuInstance> StartAsync(QemuLaunchOptions options, CancellationToken ct)
@@ -189,8 +217,8 @@ public sealed class QemuInstance : IAsyncDisposable
         var instance = new QemuInstance(options, p, [options.QemuBinary, .. args]);
         instance.Pump(p.StandardError, options.StderrPath);
         instance.Pump(p.StandardOutput, Path.Combine(options.RunDirectory, "qemu-stdout.log"));
-        p.Exited += (_, _) => instance._exited.TrySetResult(SafeExitCode(p));
-        if (p.HasExited) instance._exited.TrySetResult(SafeExitCode(p));
+        p.Exited += (_, _) => instance.MarkExited(p);
+        if (p.HasExited) instance.MarkExited(p);
         await File.WriteAllTextAsync(Path.Combine(options.RunDirectory, "qemu.cmdline"),
             ExternalTool.Describe(options.QemuBinary, args) + "\n", ct);
 
@@ -200,8 +228,8 @@ public sealed class QemuInstance : IAsyncDisposable
         {
             if (!instance.IsAlive)
             {
-                await Task.Delay(100, CancellationToken.None); // let the stderr pump finish
-                throw new QemuLaunchException($"QEMU for {options.Image.Board} exited with code {await instance.Exited} while starting", instance.Stderr.Trim());
+                var code = await instance.ExitedWithOutputAsync();
+                throw new QemuLaunchException($"QEMU for {options.Image.Board} exited with code {code} while starting", instance.Errors.Trim());
             }
             if (clock.Elapsed > TimeSpan.FromSeconds(30))
             {
@@ -213,12 +241,20 @@ public sealed class QemuInstance : IAsyncDisposable
         return instance;
     }
 
+    private void MarkExited(Process p)
+    {
+        ExitedAtUtc ??= DateTimeOffset.UtcNow;
+        _exited.TrySetResult(SafeExitCode(p));
+    }
+
     private static int SafeExitCode(Process p)
     {
         try { return p.ExitCode; } catch (InvalidOperationException) { return -1; }
     }
 
-    private void Pump(StreamReader from, string path) => _ = Task.Run(async () =>
+    private void Pump(StreamReader from, string path)
+    {
+        var pump = Task.Run(async () =>
     {
         await using var f = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite);
         var buf = new char[4096];
@@ -230,6 +266,8 @@ public sealed class QemuInstance : IAsyncDisposable
             await f.FlushAsync();
         }
     });
+        lock (_pumps) _pumps.Add(pump);
+    }
 
     private static string ReadShared(string path)
     {
@@ -240,6 +278,7 @@ public sealed class QemuInstance : IAsyncDisposable
     /// <summary>Power off: SIGTERM (QEMU shuts down cleanly), then SIGKILL after <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
+        _stopRequested = true;
         if (!IsAlive) return;
         try { Posix.Terminate(_process.Id); }
         catch (InvalidOperationException) { return; }

@@ -14,10 +14,18 @@ public sealed class BoardFileTests : BoardTest
         return Path.Combine([dir!.FullName, .. parts]);
     }
 
-    [Test]
+    [Test, NonParallelizable]
     public void The_example_real_board_file_loads_with_everything_resolved()
     {
-        var spec = BoardFileLoader.Load(RepoFile("boards", "example-rpi3.yaml"));
+        // The example names its console password as an environment variable; it must be set to load.
+        var before = Environment.GetEnvironmentVariable("HIL_RPI3_ROOT_PASSWORD");
+        Environment.SetEnvironmentVariable("HIL_RPI3_ROOT_PASSWORD", null);
+        var unset = Assert.Throws<BoardFileException>(() => BoardFileLoader.Load(RepoFile("boards", "example-rpi3.yaml")));
+        Assert.That(unset!.Message, Does.Contain("login.password.env: environment variable HIL_RPI3_ROOT_PASSWORD is not set"));
+        Environment.SetEnvironmentVariable("HIL_RPI3_ROOT_PASSWORD", "not-a-real-password");
+        BoardSpec spec;
+        try { spec = BoardFileLoader.Load(RepoFile("boards", "example-rpi3.yaml")); }
+        finally { Environment.SetEnvironmentVariable("HIL_RPI3_ROOT_PASSWORD", before); }
         using (Assert.EnterMultipleScope())
         {
             Assert.That(spec.Name, Is.EqualTo("rpi3-lab1"));

@@ -95,7 +95,7 @@ public class ModelCliTests
             Assert.That(r.Err, Does.Not.Contain("   at "), "no stack trace");
 
             var missing = Hil("model", "explore", Path.Combine(dir.FullName, "nope.yaml"));
-            Assert.That((missing.Code, missing.Err.Trim()), Is.EqualTo((2, $"hil: {Path.Combine(dir.FullName, "nope.yaml")}: no such scenario file")));
+            Assert.That((missing.Code, missing.Err.Trim()), Is.EqualTo((2, $"hil: {Path.Combine(dir.FullName, "nope.yaml")}:1: (scenario): no such file")));
 
             var policy = Hil("model", "simulate", Repo("testsuites", "model", "v9-one-thread.yaml"), "--policy", "v10");
             Assert.That(policy.Code, Is.EqualTo(2));

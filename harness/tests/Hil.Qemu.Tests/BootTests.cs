@@ -68,6 +68,41 @@ public class BootTests
         Assert.That(int.Parse(up.Output.Trim()), Is.LessThan(60), "a freshly booted board");
     }
 
+    /// <summary>
+    /// Fault injection beside the real path: QEMU exits right after its console client connects (a
+    /// missing NIC ROM, as on a machine without ipxe-qemu). The boot must end within a second of the
+    /// exit as infrastructure, naming the board, what the boot waited for, the exit code and QEMU's
+    /// own error line, instead of waiting out the firmware stage's timeout.
+    /// </summary>
+    [TestCase("qemu-optee")]
+    [TestCase("qemu-optee-6.1")]
+    public async Task QemuExitingAtStart_EndsTheBootWithinASecond_AsInfrastructure_WithItsStderr(string board)
+    {
+        await TestEnv.ImageAsync(board);
+        const string missing = "/nonexistent/hil-missing-efi-virtio.rom";
+        await using var session = await QemuBoards.OpenAsync(TestEnv.BoardFile(board), new QemuBoardOptions
+        {
+            LogDirectory = TestEnv.TempDir("romfile-" + board), Cache = TestEnv.Cache, Logger = TestEnv.Log,
+            AdjustLaunch = o => o with { NicRomFile = missing },
+        });
+        var clock = Stopwatch.StartNew();
+        var ex = await Assert.CatchAsync<HilException>(() => session.Board.BootAsync());
+        var caught = DateTimeOffset.UtcNow;
+        var exited = session.Power.Instance?.ExitedAtUtc;
+        TestContext.Progress.WriteLine($"{board}: boot failed after {clock.Elapsed.TotalSeconds:0.00} s: {ex!.Message}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.Class, Is.EqualTo(FailureClass.Infrastructure), ex.Message);
+            Assert.That(ex.Message, Does.Contain($"board {board}"));
+            Assert.That(ex.Message, Does.Contain("boot stage").Or.Contain("switching power"), "names where the boot was");
+            Assert.That(ex.Message, Does.Contain("exited with code 1"));
+            Assert.That(ex.Message, Does.Contain(missing), "QEMU's own error line");
+            Assert.That(ex.Message, Does.Not.Contain("\n"), "one line");
+            Assert.That(exited, Is.Not.Null, "QEMU exited");
+            Assert.That(caught - exited!.Value, Is.LessThan(TimeSpan.FromSeconds(1)), "seen within a second of the exit");
+        }
+    }
+
     [Test]
     public async Task TwoBoardsRunSideBySideWithoutColliding()
     {

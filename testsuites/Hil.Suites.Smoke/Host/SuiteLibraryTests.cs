@@ -1,5 +1,6 @@
 using Hil.Boards.BoardFiles;
 using Hil.Boards.Failures;
+using Hil.Boards.Watch;
 using Hil.Suites.Common;
 
 namespace Hil.Suites.Smoke.Host;
@@ -193,6 +194,62 @@ public sealed class SuiteLibraryTests
             Assert.That(BoardTestRunner.Classify(new ProductFailureException("panic"), null, false, budget).Retryable, Is.False);
             Assert.That(BoardTestRunner.Classify(new NullReferenceException(), null, false, budget).Class, Is.EqualTo(FailureClass.Test), "a harness bug");
             Assert.That(BoardTestRunner.Classify(new HostKeyRejectedException("changed"), null, false, budget).Retryable, Is.False, "a changed host key stays changed");
+        }
+    }
+
+    [Test]
+    public void ConsoleEventsDecideTheClassBeforeTheTransport()
+    {
+        var panic = new ConsoleEvent(ConsoleEventKind.KernelPanic, "console", DateTimeOffset.UtcNow,
+            "[   42.1] Kernel panic - not syncing: sysrq triggered crash", ["[   42.0] sysrq: Trigger a crash", "[   42.1] Kernel panic - not syncing: sysrq triggered crash"]);
+        var warning = new ConsoleEvent(ConsoleEventKind.KernelWarning, "console", DateTimeOffset.UtcNow, "WARNING: CPU: 0 PID: 1 at x.c:1", []);
+        var dropped = new Renci.SshNet.Common.SshConnectionException("An established connection was aborted by the server.");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(BoardTestRunner.Classify(dropped, null, false, TimeSpan.FromSeconds(5)).Class, Is.EqualTo(FailureClass.Infrastructure), "without console events a dropped connection is the lab's");
+            var f = BoardTestRunner.ConsoleEvents([panic], dropped)!;
+            Assert.That(f.Class, Is.EqualTo(FailureClass.Product), "the panic decides");
+            Assert.That(f.Retryable, Is.False, "a product failure is never retried");
+            Assert.That(f.Message, Does.StartWith("KernelPanic on console").And.Contain("the test then failed with: An established connection"));
+            Assert.That(f.Evidence, Does.Contain("[   42.0] sysrq: Trigger a crash"));
+            Assert.That(BoardTestRunner.ConsoleEvents([warning, panic], new OperationCanceledException())!.Message,
+                Does.StartWith("KernelPanic").And.Contain("+1 more").And.Not.Contain("then failed"), "the fatal event leads; a cancelled body adds nothing");
+            Assert.That(BoardTestRunner.ConsoleEvents([warning], null)!.Class, Is.EqualTo(FailureClass.Product), "a WARNING fails a test that passed");
+            Assert.That(BoardTestRunner.ConsoleEvents([], dropped), Is.Null);
+        }
+    }
+
+    [Test]
+    public void APassOnRetrySaysSoWithTheFirstAttemptsFailure()
+    {
+        var infra = new Failure(FailureClass.Infrastructure, "board lost: power lost: QEMU pid 7 exited with code 137", [], true);
+        var retried = new BoardTestOutcome("T", "b", [new AttemptRecord(1, 1, infra, TimeSpan.Zero, []), new AttemptRecord(2, 2, null, TimeSpan.Zero, [])]);
+        var plain = new BoardTestOutcome("T", "b", [new AttemptRecord(1, 1, null, TimeSpan.Zero, [])]);
+        var failed = new BoardTestOutcome("T", "b", [new AttemptRecord(1, 1, infra, TimeSpan.Zero, []), new AttemptRecord(2, 2, infra, TimeSpan.Zero, [])]);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(retried.PassedOnRetry, Is.True);
+            Assert.That(retried.RetryNote, Is.EqualTo($"{RetryConvention.PassedOnRetryMarker} (attempt 2 of 2); attempt 1 (session 1) failed: [infrastructure] {infra.Message}"));
+            Assert.That(plain.RetryNote, Is.Null);
+            Assert.That(failed.PassedOnRetry, Is.False);
+            Assert.That(failed.RetryNote, Is.Null);
+        }
+    }
+
+    [Test, NonParallelizable]
+    public void NoRetryTurnsEveryRetryOff()
+    {
+        var before = Environment.GetEnvironmentVariable(RetryConvention.NoRetryVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(RetryConvention.NoRetryVariable, "1");
+            Assert.That(RetryPolicy.Retries(new BoardTestOptions { InfrastructureRetries = 3 }), Is.Zero);
+            Environment.SetEnvironmentVariable(RetryConvention.NoRetryVariable, "0");
+            Assert.That(RetryPolicy.Retries(new BoardTestOptions { InfrastructureRetries = 3 }), Is.EqualTo(3));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(RetryConvention.NoRetryVariable, before);
         }
     }
 

@@ -189,7 +189,7 @@ public sealed class BootBenchmark : IBenchmark
         stages["shell"] = total;
         // Proof of a usable shell, outside the timed part.
         var r = await session.Board.Shell.RunAsync("echo ok", TimeSpan.FromSeconds(20), ct);
-        if (r.Output.Trim() != "ok") throw new InvalidOperationException($"boot bench: the harness's shell answered '{r.Output.Trim()}'");
+        if (r.Output.Trim() != "ok") throw new Hil.Boards.Failures.ProductFailureException($"boot bench: {session.Image.Board}: the harness's shell answered '{OneLine(r.Output)}' to echo ok");
         return new HarnessRun(new Boot(total, stages, guestInit, cpu), session.Image, session.Board.Spec.Login.ShellPrompt);
     }
 
@@ -256,12 +256,17 @@ public sealed class BootBenchmark : IBenchmark
         var stages = Regex.Matches(stdout, @"^T (\w+) (\d+)", RegexOptions.Multiline)
             .ToDictionary(m => m.Groups[1].Value, m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) / 1000);
         if (p.ExitCode != 0 || !stages.TryGetValue("shell", out var total))
-            throw new InvalidOperationException($"boot bench: the expect baseline failed (exit {p.ExitCode}): {stdout.Trim()} {stderr.Trim()}");
+            // The board did not boot under the baseline either: a verdict on one line, not a harness bug.
+            throw new Hil.Boards.Failures.InfrastructureException(
+                $"boot bench: {image.Board}: the expect baseline's boot failed (exit {p.ExitCode}): {OneLine(stdout + "\n" + stderr)}");
         var guestInit = GuestClockAtInit(launch.ConsoleLogPath);
         try { Directory.Delete(runDir, recursive: true); }
         catch (IOException) { }
         return new Boot(total, stages, guestInit);
     }
+
+    private static string OneLine(string text) =>
+        string.Join(" | ", text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).TakeLast(6));
 
     private static void KillQuietly(int pid)
     {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hil.Boards.InputFiles;
 using Hil.Model.Conformance;
 using Hil.Model.Core;
 using Hil.Model.Execution;
@@ -18,6 +19,7 @@ public static class ModelCommands
     {
         UserErrors.Register<ScenarioException>(e => e.Message);
         UserErrors.Register<TraceFormatException>(e => e.Message);
+        UserErrors.Register<InputFileException>(e => e.Message);
     }
 
     public static Command Build()
@@ -44,8 +46,9 @@ public static class ModelCommands
 
     private static Scenario LoadScenario(FileInfo file, string? policy)
     {
-        if (!file.Exists) throw new FileNotFoundException($"{file.FullName}: no such scenario file");
-        return ScenarioParser.Parse(File.ReadAllText(file.FullName), file.FullName, ResolvePolicy(policy));
+        // Read with a bound a little over the parser's own, so its message (in characters) is the one users see.
+        var text = InputFile.ReadText(file.FullName, "scenario", ScenarioParser.MaxChars * 4L);
+        return ScenarioParser.Parse(text, file.FullName, ResolvePolicy(policy));
     }
 
     private static Command Simulate()
@@ -73,10 +76,13 @@ public static class ModelCommands
         var cmd = new Command("explore", "Every interleaving: deadlocks, stranded waiters, broken invariants, with shortest paths") { file, policy, json, max };
         cmd.SetAction(pr =>
         {
+            var maxStates = pr.GetValue(max);
+            if (maxStates < 1)
+                throw new ScenarioException("--max-states", 0, "max-states", $"{maxStates} is not a state budget; give a whole number of at least 1");
             var scenario = LoadScenario(pr.GetValue(file)!, pr.GetValue(policy));
             if (scenario.Calls.Count > Explorer.MaxCalls)
                 throw new ScenarioException(scenario.Source, 1, "clients", $"explore handles at most {Explorer.MaxCalls} calls, this scenario has {scenario.Calls.Count}; use simulate");
-            var result = Explorer.Run(scenario, new ExploreOptions(pr.GetValue(max)));
+            var result = Explorer.Run(scenario, new ExploreOptions(maxStates));
             foreach (var line in pr.GetValue(json) ? Rendering.ExplorationJson(result) : Rendering.ExplorationText(result))
                 Console.Out.WriteLine(line);
             return result.HasFindings ? 1 : 0;
@@ -94,9 +100,8 @@ public static class ModelCommands
         cmd.SetAction(pr =>
         {
             var f = pr.GetValue(file)!;
-            if (!f.Exists) throw new FileNotFoundException($"{f.FullName}: no such trace file");
             var options = new ConformanceOptions(ResolvePolicy(pr.GetValue(policy)), pr.GetValue(threads));
-            var result = ConformanceChecker.Check(() => File.OpenRead(f.FullName), f.FullName, options);
+            var result = ConformanceChecker.Check(() => InputFile.OpenRead(f.FullName, "trace"), f.FullName, options);
             foreach (var line in pr.GetValue(json) ? ConformanceRendering.Json(result) : ConformanceRendering.Text(result))
                 Console.Out.WriteLine(line);
             return result.Conforms ? 0 : 1;

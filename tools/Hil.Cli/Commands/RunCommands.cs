@@ -46,15 +46,19 @@ public static class RunCommands
             Description = "results folder (default: artifacts/results/<UTC timestamp>)",
             Arity = ArgumentArity.ZeroOrOne,
         };
+        var noRetry = new Option<bool>("--no-retry")
+        {
+            Description = "never retry a test after an infrastructure failure (every first-attempt failure stays a failure)",
+        };
         var cmd = new Command("run", "Provision and boot the boards, run the on-board suites, write results (JUnit/NUnit XML, console logs, manifests)")
-            { board, suite, results };
+            { board, suite, results, noRetry };
         cmd.TreatUnmatchedTokensAsErrors = false;
         cmd.SetAction(async (pr, ct) =>
         {
             RunRequest request;
             try
             {
-                request = RunRequest.From(pr, board, suite, results);
+                request = RunRequest.From(pr, board, suite, results) with { NoRetry = pr.GetValue(noRetry) };
             }
             catch (UsageException ex)
             {
@@ -100,12 +104,15 @@ internal sealed record RunBoard(string Name, string File, BoardSpec Spec)
 /// <summary>The validated command line.</summary>
 internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, IReadOnlyList<SuiteProject> Suites, string Results)
 {
+    /// <summary>--no-retry: infrastructure failures are not retried on a fresh board.</summary>
+    public bool NoRetry { get; init; }
+
     private static readonly string[] KnownSuites = ["smoke", "system-threads", RunCommands.AllSuites];
 
     public static RunRequest From(ParseResult pr, Option<string[]> board, Option<string?> suite, Option<string?> results)
     {
         if (pr.UnmatchedTokens.Count > 0)
-            throw new UsageException($"unexpected argument '{pr.UnmatchedTokens[0]}' (usage: hil run [--board NAME|FILE]... [--suite smoke|system-threads|all] [--results DIR])");
+            throw new UsageException($"unexpected argument '{pr.UnmatchedTokens[0]}' (usage: hil run [--board NAME|FILE]... [--suite smoke|system-threads|all] [--results DIR] [--no-retry])");
         var root = RepoPaths.Root;
 
         var boardResult = pr.GetResult(board);
@@ -185,7 +192,14 @@ internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, I
 }
 
 /// <summary>One test's line in the summary: read back from the NUnit XML the suites' run wrote.</summary>
-internal sealed record TestRow(string Suite, string Board, string Test, string Outcome, string? FailureClass, double Seconds, string? Message);
+internal sealed record TestRow(string Suite, string Board, string Test, string Outcome, string? FailureClass, double Seconds, string? Message,
+    string? RetryNote = null)
+{
+    /// <summary>Passed only on a retry after an infrastructure failure: flaky, and shown as such.</summary>
+    public bool PassedOnRetry => Outcome == "Passed" && RetryNote is not null;
+
+    public string Shown => PassedOnRetry ? "passed on retry" : Outcome == "Failed" ? "FAILED" : Outcome.ToLowerInvariant();
+}
 
 /// <summary>Does the work of one `hil run`.</summary>
 internal sealed class RunJob(RunRequest request)
@@ -220,9 +234,12 @@ internal sealed class RunJob(RunRequest request)
         PrintTimings(rows, log);
         var passed = rows.Count(r => r.Outcome == "Passed");
         var failed = rows.Count(r => r.Outcome == "Failed");
+        var flaky = rows.Count(r => r.PassedOnRetry);
         var other = rows.Count - passed - failed;
         var ok = rows.Count > 0 && failed == 0 && other == 0 && exitCodes.All(c => c == 0);
-        log.Information("hil run: {Passed} passed, {Failed} failed, {Other} not run, in {Seconds:0} s", passed, failed, other, clock.Elapsed.TotalSeconds);
+        log.Information("hil run: {Passed} passed ({Flaky} on retry), {Failed} failed, {Other} not run, in {Seconds:0} s", passed, flaky, failed, other, clock.Elapsed.TotalSeconds);
+        // The count of flaky tests is part of every run's verdict: a nightly job graphs it.
+        Console.WriteLine($"flaky (passed on retry): {flaky}{(request.NoRetry ? " (retries off: --no-retry)" : "")}");
         Console.WriteLine($"{passed} passed, {failed} failed{(other > 0 ? $", {other} skipped or not run" : "")} in {clock.Elapsed.TotalMinutes:0.0} min");
         if (!ok && failed == 0 && rows.Count == 0) Console.WriteLine("no test results were read: see the run log");
         Console.WriteLine($"results: {request.Results}");
@@ -310,6 +327,7 @@ internal sealed class RunJob(RunRequest request)
         {
             ["HIL_BOARDS"] = string.Join(',', request.Boards.Select(b => b.File)),
             ["HIL_RESULTS"] = request.Results,
+            [RetryConvention.NoRetryVariable] = request.NoRetry ? "1" : "0",
         };
         string[] args =
         [
@@ -394,7 +412,9 @@ internal sealed class RunJob(RunRequest request)
             var cls = Regex.Match(message ?? "", @"^\s*(?:[A-Za-z]+: )?\[(infrastructure|product|test)\]") is { Success: true } m ? m.Groups[1].Value
                 : message is null ? null : "unclassified";
             var seconds = double.TryParse((string?)tc.Attribute("duration"), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : 0;
-            return new TestRow(suite.Name, board, (string?)tc.Attribute("name") ?? "?", (string?)tc.Attribute("result") ?? "?", cls, seconds, message);
+            // A pass on retry says so in the test's output (see BoardSuite); the earlier attempt's failure follows the marker.
+            var retry = tc.Value.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains(RetryConvention.PassedOnRetryMarker, StringComparison.Ordinal));
+            return new TestRow(suite.Name, board, (string?)tc.Attribute("name") ?? "?", (string?)tc.Attribute("result") ?? "?", cls, seconds, message, retry);
         }).ToList();
     }
 
@@ -407,7 +427,7 @@ internal sealed class RunJob(RunRequest request)
             t.AddColumns("board", "suite", "test", "outcome", "class", "duration");
             foreach (var r in ordered)
             {
-                var outcome = r.Outcome == "Passed" ? "[green]passed[/]" : r.Outcome == "Failed" ? "[red]FAILED[/]" : $"[yellow]{Markup.Escape(r.Outcome)}[/]";
+                var outcome = r.PassedOnRetry ? "[yellow]passed on retry[/]" : r.Outcome == "Passed" ? "[green]passed[/]" : r.Outcome == "Failed" ? "[red]FAILED[/]" : $"[yellow]{Markup.Escape(r.Outcome)}[/]";
                 t.AddRow(Markup.Escape(r.Board), Markup.Escape(r.Suite), Markup.Escape(r.Test), outcome, Markup.Escape(r.FailureClass ?? ""), $"{r.Seconds:0.0} s");
             }
             AnsiConsole.Write(t);
@@ -416,7 +436,7 @@ internal sealed class RunJob(RunRequest request)
         {
             // CI logs: a plain table that survives any log viewer.
             string[] header = ["board", "suite", "test", "outcome", "class", "duration"];
-            var cells = ordered.Select(r => new[] { r.Board, r.Suite, r.Test, r.Outcome == "Failed" ? "FAILED" : r.Outcome.ToLowerInvariant(), r.FailureClass ?? "", $"{r.Seconds:0.0} s" }).ToList();
+            var cells = ordered.Select(r => new[] { r.Board, r.Suite, r.Test, r.Shown, r.FailureClass ?? (r.PassedOnRetry ? "infrastructure, retried" : ""), $"{r.Seconds:0.0} s" }).ToList();
             var widths = header.Select((h, i) => cells.Select(c => c[i].Length).Append(h.Length).Max()).ToArray();
             var sb = new StringBuilder();
             void Row(string[] c) => sb.Append(string.Join("  ", c.Select((x, i) => x.PadRight(widths[i]))).TrimEnd()).Append('\n');
@@ -427,6 +447,8 @@ internal sealed class RunJob(RunRequest request)
         }
         foreach (var r in ordered.Where(r => r.Outcome == "Failed"))
             Console.WriteLine($"FAILED {r.Board} {r.Suite} {r.Test}: {r.Message?.Split('\n')[0] ?? "(no message)"}");
+        foreach (var r in ordered.Where(r => r.PassedOnRetry))
+            Console.WriteLine($"PASSED ON RETRY {r.Board} {r.Suite} {r.Test}: {r.RetryNote}");
     }
 
     /// <summary>Per board: how long each boot took (QEMU start → shell, from the suites' session records) and each suite.</summary>
