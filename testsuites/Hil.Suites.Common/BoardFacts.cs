@@ -84,7 +84,7 @@ public sealed record BoardFacts
     [JsonIgnore] public int? DriverThreads => int.TryParse(DriverThreadsRecord, out var n) ? n : null;
 
     /// <summary>The firmware and the driver both answered, differently: the driver runs with a wrong count.</summary>
-    [JsonIgnore] public bool DriverDisagrees => DriverThreads is { } d && Threads.Measured is { } f && d.ToString() != f;
+    [JsonIgnore] public bool DriverDisagrees => DriverThreads is { } d && int.TryParse(Threads.Measured, out var f) && d != f;
 
     /// <summary>The policy to judge by: measured, agreeing with the board file.</summary>
     public string RequirePolicy() => Policy.Require(Board);
