@@ -22,18 +22,14 @@ public static class FactsReader
     private const string Marker = "@@hil-facts ";
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>Measures the facts on <paramref name="live"/> and sets them beside <paramref name="expected"/> (usually its board file's).</summary>
     public static async Task<BoardFacts> ReadAsync(LiveBoard live, SuiteFacts expected, ILogger log, CancellationToken ct)
     {
-        var spec = live.Board.Spec;
-        var policy = new Fact
-        {
-            Name = "kernel policy", Expected = expected.KernelPolicy,
-            ExpectedFrom = expected.KernelPolicy is null ? null : SuiteFacts.Where(spec, "kernel_policy"),
-        };
+        var policy = new Fact { Name = "kernel policy", Expected = expected.KernelPolicy, ExpectedFrom = expected.PolicyFrom };
         var threads = new Fact
         {
             Name = "OP-TEE thread count", Expected = expected.OpteeThreads?.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ExpectedFrom = expected.OpteeThreads is null ? null : SuiteFacts.Where(spec, "optee_threads"),
+            ExpectedFrom = expected.ThreadsFrom,
         };
 
         string? moduleError = null;

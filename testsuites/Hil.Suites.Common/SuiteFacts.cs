@@ -9,7 +9,9 @@ namespace Hil.Suites.Common;
 /// suites measure both on every boot (<see cref="FactsReader"/>) and judge the board by what they
 /// measured; an expectation that is given must agree with the measurement, or the board fails.
 /// </summary>
-public sealed record SuiteFacts(string? KernelPolicy, int? OpteeThreads)
+/// <param name="PolicyFrom">Where the policy expectation is written ("FILE:LINE: facts.kernel_policy"), when it is.</param>
+/// <param name="ThreadsFrom">Where the thread-count expectation is written, when it is.</param>
+public sealed record SuiteFacts(string? KernelPolicy, int? OpteeThreads, string? PolicyFrom = null, string? ThreadsFrom = null)
 {
     /// <summary>Policies a board can be expected to have: v6.8+ system threads, or the driver before them.</summary>
     public static readonly IReadOnlyList<string> Policies = ["mainline", "legacy"];
@@ -21,10 +23,11 @@ public sealed record SuiteFacts(string? KernelPolicy, int? OpteeThreads)
         if (policy is not null && !Policies.Contains(policy))
             throw new BoardFileException([Error(spec, "kernel_policy", $"'{policy}' is not a policy suites know; write {string.Join(" or ", Policies)}, or leave it out (it is measured on the board)")]);
         // The loader already refused a malformed number; an absent one is simply not expected.
-        return new SuiteFacts(policy, spec.OpteeThreads);
+        return new SuiteFacts(policy, spec.OpteeThreads,
+            policy is null ? null : Where(spec, "kernel_policy"), spec.OpteeThreads is null ? null : Where(spec, "optee_threads"));
     }
 
-    /// <summary>Where the expectations are written, for facts.txt and mismatch messages.</summary>
+    /// <summary>Where an expectation is written, for facts.txt and mismatch messages.</summary>
     public static string Where(BoardSpec spec, string key) =>
         $"{spec.SourceFile}:{Locate(spec.SourceFile, key).Line}: facts.{key}";
 

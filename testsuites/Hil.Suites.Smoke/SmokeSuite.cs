@@ -115,11 +115,53 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
     });
 
     /// <summary>
+    /// The same measurement, on this board, against a copy of its board file whose expectations are
+    /// both wrong: the facts must fail as a product failure naming the measured value, the expected
+    /// one and where the expectation is written.
+    /// </summary>
+    [Test, DependsOnTest(nameof(DriverPolicy_MeasuredFromTheLoadedDriver_MatchesTheBoardFileAndTheKernelHeaders), AllowFailure = true)]
+    public Task BoardFacts_ABoardFileExpectingOtherwise_FailsNamingBothValues() => OnBoardAsync(async t =>
+    {
+        var measuredPolicy = t.Facts.RequirePolicy();
+        var measuredThreads = t.Facts.RequireThreads();
+        var (otherPolicy, otherThreads) = (measuredPolicy == "mainline" ? "legacy" : "mainline", measuredThreads + 1);
+        var lines = File.ReadAllLines(Target.BoardFile)
+            .Where(l => !l.TrimStart().StartsWith("kernel_policy:", StringComparison.Ordinal) && !l.TrimStart().StartsWith("optee_threads:", StringComparison.Ordinal))
+            .ToList();
+        var facts = lines.FindIndex(l => l.StartsWith("facts:", StringComparison.Ordinal));
+        if (facts < 0)
+        {
+            lines.Add("facts:");
+            facts = lines.Count - 1;
+        }
+        // The section's own indentation (YAML wants one per mapping).
+        var indent = facts + 1 < lines.Count && lines[facts + 1].Length > 0 && char.IsWhiteSpace(lines[facts + 1][0])
+            ? lines[facts + 1][..(lines[facts + 1].Length - lines[facts + 1].TrimStart().Length)] : "  ";
+        lines.Insert(facts + 1, $"{indent}kernel_policy: {otherPolicy}");
+        lines.Insert(facts + 2, $"{indent}optee_threads: \"{otherThreads}\"");
+        Directory.CreateDirectory(t.OutputDirectory);
+        var wrongFile = Path.Combine(t.OutputDirectory, "board-expecting-otherwise.yaml");
+        File.WriteAllLines(wrongFile, lines);
+        var wrong = SuiteFacts.FromBoardFile(Hil.Boards.BoardFiles.BoardFileLoader.Load(wrongFile));
+
+        var remeasured = await FactsReader.ReadAsync(t.Live, wrong, Boards.Log, t.Token);
+        var policy = Assert.Throws<ProductFailureException>(() => remeasured.RequirePolicy());
+        var threads = Assert.Throws<ProductFailureException>(() => remeasured.RequireThreads());
+        t.Note($"{policy!.Message} | {threads!.Message}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(policy.Message, Is.EqualTo($"kernel policy: measured {measuredPolicy} on the board, but {wrongFile}:{facts + 2}: facts.kernel_policy expects {otherPolicy}"));
+            Assert.That(threads.Message, Is.EqualTo($"OP-TEE thread count: measured {measuredThreads} on the board, but {wrongFile}:{facts + 3}: facts.optee_threads expects {otherThreads}"));
+            Assert.That(remeasured.Policy.MeasuredFrom, Is.EqualTo(t.Facts.Policy.MeasuredFrom), "measured again from the same driver");
+        }
+    });
+
+    /// <summary>
     /// OP-TEE's thread count as the firmware answered at boot, against the board file's expectation
     /// (when given) and against the count the driver itself got at probe (mainline drivers ask
     /// OP-TEE; the QEMU image's /init records it), which must be there exactly when the driver counts.
     /// </summary>
-    [Test, DependsOnTest(nameof(DriverPolicy_MeasuredFromTheLoadedDriver_MatchesTheBoardFileAndTheKernelHeaders), AllowFailure = true)]
+    [Test, DependsOnTest(nameof(BoardFacts_ABoardFileExpectingOtherwise_FailsNamingBothValues), AllowFailure = true)]
     public Task OpteeThreadCount_MatchesTheBoardFacts() => OnBoardAsync(t =>
     {
         var f = t.Facts;

@@ -101,9 +101,10 @@ public sealed class SuiteLibraryTests
         var spec = BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee.yaml"));
         var mainline = SuiteFacts.FromBoardFile(spec);
         var legacy = SuiteFacts.FromBoardFile(BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee-6.1.yaml")));
-        Assert.That(mainline, Is.EqualTo(new SuiteFacts("mainline", 2)));
-        Assert.That(legacy, Is.EqualTo(new SuiteFacts("legacy", 2)));
-        Assert.That(SuiteFacts.Where(spec, "optee_threads"), Does.Match(@"qemu-optee\.yaml:\d+: facts\.optee_threads$"));
+        Assert.That((mainline.KernelPolicy, mainline.OpteeThreads), Is.EqualTo(("mainline", (int?)2)));
+        Assert.That((legacy.KernelPolicy, legacy.OpteeThreads), Is.EqualTo(("legacy", (int?)2)));
+        Assert.That(mainline.ThreadsFrom, Does.Match(@"qemu-optee\.yaml:\d+: facts\.optee_threads$"));
+        Assert.That(mainline.PolicyFrom, Does.Match(@"qemu-optee\.yaml:\d+: facts\.kernel_policy$"));
     }
 
     private static Fact Threads(string? measured, string? expected) => new()
