@@ -176,6 +176,9 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
                 modelBlocks ? Is.GreaterThan(0) : Is.Zero,
                 modelBlocks ? "the model's replay has the kernel call wait: the board must have made it wait" : "the model admits the system call at once: it must neither block nor be refused",
                 shown: $"{(blockedOrRefused > 0 ? "yes" : "no")} ({blockedOrRefused})");
+            // Whatever the replay made of the traffic: a registered system call (mainline) is never held back.
+            if (registration == SystemRegistration.Registered)
+                Assert.That(blockedOrRefused, Is.Zero, "the call of a registered system session must enter OP-TEE without blocking or being refused");
         }
     }, Budget);
 
