@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Hil.Model.Exploration;
+using Hil.Model.Scenarios;
 using Hil.Model.Simulation;
 
 namespace Hil.Model.Execution;
@@ -19,16 +20,38 @@ public static class Rendering
 
     public static IEnumerable<string> SimulationText(SimulationResult r)
     {
-        var sc = r.Scenario;
+        foreach (var line in SimulationTextHead(r.Scenario)) yield return line;
+        var rows = new List<string>();
+        var timeline = new TimelineText(rows.Add);
+        foreach (var e in r.Events) timeline.Write(e);
+        foreach (var line in rows) yield return line;
+        foreach (var line in SimulationTextTail(r)) yield return line;
+    }
+
+    public static IEnumerable<string> SimulationTextHead(Scenario sc)
+    {
         yield return $"scenario {sc.Name}: policy {sc.Policy.Name}, {sc.Threads} secure thread(s), driver counts {sc.DriverTotal}, {sc.Calls.Count} call(s)";
-        yield return $"{"time ms",10}  {"call",-18} {"event",-20} state after the step (shown when it changes)";
-        string? last = null;
-        foreach (var e in r.Events)
+        yield return $"{"time ms",10}  {"call",-18} {"event",-20} state after the step (shown when it changes; at most {ScenarioRun.ShownWaiters} waiters named)";
+    }
+
+    /// <summary>
+    /// Timeline rows as the simulator produces them, so a long scenario streams out in constant
+    /// memory; each row's state names at most <see cref="ScenarioRun.ShownWaiters"/> waiters.
+    /// </summary>
+    public sealed class TimelineText(Action<string> write) : ITimelineSink
+    {
+        private string? _last;
+
+        public void Write(TimelineEvent e)
         {
-            var state = e.State == last ? "" : e.State;
-            last = e.State;
-            yield return $"{Ms(e.TimeUs),10}  {e.Subject,-18} {e.Event + (e.Detail is { } d && e.Event is "ethread-limit" or "system-refused" or "invariant-broken" ? $" ({d})" : ""),-20} {state}".TrimEnd();
+            var state = e.State == _last ? "" : e.State;
+            _last = e.State;
+            write($"{Ms(e.TimeUs),10}  {e.Subject,-18} {e.Event + (e.Detail is { } d && e.Event is "ethread-limit" or "system-refused" or "invariant-broken" ? $" ({d})" : ""),-20} {state}".TrimEnd());
         }
+    }
+
+    public static IEnumerable<string> SimulationTextTail(SimulationResult r)
+    {
         yield return "";
         yield return $"{"call",-18} {"class",-6} {"arrive",9} {"enter",9} {"end",9} {"waited",9} {"blocked",7} {"absorbed",8}";
         foreach (var c in r.Calls)
@@ -46,12 +69,24 @@ public static class Rendering
 
     public static IEnumerable<string> SimulationJson(SimulationResult r)
     {
-        foreach (var e in r.Events)
-            yield return JsonSerializer.Serialize(new
-            {
-                type = "event", t_ms = e.TimeUs / 1000.0, call = e.Subject, @event = e.Event, detail = e.Detail,
-                free = e.Free, sys_req = e.SysReq, secure_free = e.SecureFree, state = e.State,
-            }, Json);
+        var rows = new List<string>();
+        var timeline = new TimelineJson(rows.Add);
+        foreach (var e in r.Events) timeline.Write(e);
+        return rows.Concat(SimulationJsonTail(r));
+    }
+
+    /// <summary>One JSON line per timeline event, written as the simulator produces it.</summary>
+    public sealed class TimelineJson(Action<string> write) : ITimelineSink
+    {
+        public void Write(TimelineEvent e) => write(JsonSerializer.Serialize(new
+        {
+            type = "event", t_ms = e.TimeUs / 1000.0, call = e.Subject, @event = e.Event, detail = e.Detail,
+            free = e.Free, sys_req = e.SysReq, secure_free = e.SecureFree, state = e.State,
+        }, Json));
+    }
+
+    public static IEnumerable<string> SimulationJsonTail(SimulationResult r)
+    {
         foreach (var c in r.Calls)
             yield return JsonSerializer.Serialize(new
             {

@@ -191,6 +191,12 @@ public sealed class ScenarioRun
 
     public string DescribeState() => Driver.Describe(Scenario.CallName);
 
+    /// <summary>Waiters spelled out in a timeline row or a finding: enough to read, a constant size whatever the scenario.</summary>
+    public const int ShownWaiters = 16;
+
+    /// <summary>The state with at most <see cref="ShownWaiters"/> waiters named.</summary>
+    public string DescribeStateBriefly() => Driver.Describe(Scenario.CallName, ShownWaiters);
+
     /// <summary>Bytes a key of this scenario can take.</summary>
     public int KeyCapacity => 16 + 3 * Scenario.Calls.Count + Scenario.Sessions.Count + _pc.Length;
 

@@ -129,7 +129,11 @@ public static class Explorer
 
         var result = findings.Values
             .OrderBy(f => f.Template.Kind).ThenBy(f => f.Index)
-            .Select(f => f.Template with { Path = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry) })
+            .Select(f =>
+            {
+                var (path, end) = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry);
+                return AtEndOfPath(scenario, f.Template, path, end);
+            })
             .ToList();
         return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
             new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed, lossReachable));
@@ -162,8 +166,16 @@ public static class Explorer
         return copy.Outcome();
     }
 
-    /// <summary>Replays the steps from the start to a state, describing each with the state after it.</summary>
-    private static IReadOnlyList<PathStep> PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
+    /// <summary>
+    /// Replays the steps from the start to a state, describing each with the state after it.
+    /// With symmetry reduction the steps were recorded on canonical states (interchangeable
+    /// clients renamed into sorted order after every step), so a recorded step may name client 1
+    /// where the path so far had client 2 doing it. The replay runs on the real, never renamed
+    /// states: each step is translated through the renaming that maps the real state onto the
+    /// canonical one it was recorded on. Every printed step is then one the printed state before
+    /// it allows, and the path replays step by step with the step API. Also returns the last state.
+    /// </summary>
+    private static (IReadOnlyList<PathStep> Path, ScenarioRun End) PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
     {
         var codes = new List<int>();
         for (var i = index; i > 0; i = parent[i]) codes.Add(via[i]);
@@ -172,21 +184,53 @@ public static class Explorer
         var fx = new List<Effect>();
         var run = new ScenarioRun(scenario);
         run.RegisterInitialSystemSessions(fx);
-        // Steps were recorded on canonical states: replay them on canonical states too (a path may
-        // name one interchangeable client where another did the same).
-        if (symmetry is { Any: true }) run.Canonicalize(symmetry);
+        var rename = symmetry is { Any: true } ? new Renaming(scenario) : null;
         var path = new List<PathStep>();
         foreach (var code in codes)
         {
             var step = Step.Decode(code);
+            if (rename is not null) step = rename.ToReal(run, symmetry!, step);
             var what = run.Describe(step);
             fx.Clear();
             run.Apply(step, fx);
             var outcome = string.Join(", ", fx.Select(e => Describe(scenario, run, e)).Where(s => s.Length > 0));
-            path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState()));
-            if (symmetry is { Any: true }) run.Canonicalize(symmetry);
+            path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState(), step));
         }
-        return path;
+        return (path, run);
+    }
+
+    /// <summary>Maps a step recorded on the canonical form of a state back onto the state itself.</summary>
+    private sealed class Renaming(Scenario sc)
+    {
+        private readonly int[] _call = new int[sc.Calls.Count], _session = new int[sc.Sessions.Count], _client = new int[sc.Clients.Count];
+        private readonly int[] _callBack = new int[sc.Calls.Count], _clientBack = new int[sc.Clients.Count];
+
+        public Step ToReal(ScenarioRun run, ClientSymmetry symmetry, Step canonical)
+        {
+            // Canonical fills real id → canonical id; the step needs the inverse.
+            symmetry.Canonical(run, _call, _session, _client);
+            for (var i = 0; i < _call.Length; i++) _callBack[_call[i]] = i;
+            for (var i = 0; i < _client.Length; i++) _clientBack[_client[i]] = i;
+            var byClient = canonical.Kind is StepKind.Arrive or StepKind.Register;
+            return canonical with { Subject = byClient ? _clientBack[canonical.Subject] : _callBack[canonical.Subject] };
+        }
+    }
+
+    /// <summary>The finding as seen at the end of its replayed path (real names, not canonical ones).</summary>
+    private static Finding AtEndOfPath(Scenario scenario, Finding template, IReadOnlyList<PathStep> path, ScenarioRun end)
+    {
+        switch (template.Kind)
+        {
+            case FindingKind.Stranded when end.Driver.FindStranded() is var s and >= 0:
+                return Finding.Stranded(scenario, s, null, null, end.DescribeState()) with { Path = path };
+            case FindingKind.Deadlock:
+                var stuck = Enumerable.Range(0, scenario.Calls.Count).Where(c => end.Driver.Phase(c) != CallPhase.Ended).ToList();
+                return Finding.Deadlock(scenario, stuck, end, null) with { Path = path };
+            case FindingKind.InvariantBroken:
+                return template with { State = end.DescribeState(), Path = path };
+            default:
+                return template with { Path = path };
+        }
     }
 
     private static string Describe(Scenario sc, ScenarioRun run, Effect e) => e.Kind switch

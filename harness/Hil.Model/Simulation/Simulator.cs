@@ -168,7 +168,7 @@ public static class Simulator
             findings.Add(Finding.Stranded(run.Scenario, call, start, now, state));
             since.Remove(call);
         }
-        if (s >= 0 && !since.ContainsKey(s)) since[s] = (now, run.DescribeState());
+        if (s >= 0 && !since.ContainsKey(s)) since[s] = (now, run.DescribeStateBriefly());
     }
 
     /// <summary>Turns effects into timeline events and per-call figures.</summary>
@@ -229,11 +229,11 @@ public static class Simulator
                 }
             }
             if (e.Kind == EffectKind.InvariantBroken)
-                Invariants.Add(Finding.Invariant(sc, e.Subject, e.Detail ?? "", now, run.DescribeState()));
+                Invariants.Add(Finding.Invariant(sc, e.Subject, e.Detail ?? "", now, run.DescribeStateBriefly()));
             if (ev is null) return;
             var subject = name ?? run.SessionName(e.Subject);
             var te = new TimelineEvent(now, name is null ? -1 : e.Subject, subject, ev, e.Detail,
-                run.Driver.Free, run.Driver.SysReqCount, run.Driver.SecureFree, keep ? run.DescribeState() : "",
+                run.Driver.Free, run.Driver.SysReqCount, run.Driver.SecureFree, keep || sink is not null ? run.DescribeStateBriefly() : "",
                 name is not null && run.Driver.IsSys(e.Subject));
             if (keep) Events.Add(te);
             sink?.Write(te);

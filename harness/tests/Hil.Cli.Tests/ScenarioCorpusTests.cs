@@ -116,3 +116,43 @@ internal static class CliHarness
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 }
+
+/// <summary>
+/// `simulate` on large scenarios: each timeline row has a bounded size (the state names at most a
+/// few waiters) and the output grows linearly with the calls, in text and in JSON (which streams).
+/// </summary>
+[NonParallelizable]
+public class SimulateScalingTests
+{
+    private static string Scenario(int clients) =>
+        "policy: mainline\nthreads: 2\nclients:\n" + string.Concat(Enumerable.Range(0, clients).Select(i => $"  - {{ name: c{i}, calls: [{{ at: {i % 7}, hold: 10 }}] }}\n"));
+
+    private static (long Bytes, int LongestRow) Simulate(int clients, bool json)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"hil-scale-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(file, Scenario(clients));
+        try
+        {
+            var r = json ? CliHarness.Hil("model", "simulate", file, "--json") : CliHarness.Hil("model", "simulate", file);
+            Assert.That(r.Code, Is.EqualTo(0).Or.EqualTo(1), r.Err);
+            // Timeline rows only: the closing result line lists every call's outcome once (linear, not per row).
+            var rows = r.Out.Split('\n').Where(l => !json || l.StartsWith("{\"type\":\"event\"", StringComparison.Ordinal));
+            return (r.Out.Length, rows.Max(l => l.Length));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void OutputGrowsLinearlyWithTheCalls(bool json)
+    {
+        var small = Simulate(500, json);
+        var large = Simulate(5000, json);
+        TestContext.Out.WriteLine($"{(json ? "json" : "text")}: 500 clients {small.Bytes:N0} chars (longest row {small.LongestRow}), 5000 clients {large.Bytes:N0} chars (longest row {large.LongestRow})");
+        Assert.That(large.LongestRow, Is.LessThan(1500), "a row's size does not grow with the scenario");
+        Assert.That((double)large.Bytes / small.Bytes, Is.LessThan(12.0), "10x the calls, about 10x the output (it was ~100x)");
+    }
+}

@@ -59,9 +59,15 @@ public static class ModelCommands
         var cmd = new Command("simulate", "Deterministic timed run: a timeline of every call's events") { file, policy, json };
         cmd.SetAction(pr =>
         {
-            var result = Simulator.Run(LoadScenario(pr.GetValue(file)!, pr.GetValue(policy)));
-            foreach (var line in pr.GetValue(json) ? Rendering.SimulationJson(result) : Rendering.SimulationText(result))
-                Console.Out.WriteLine(line);
+            // The timeline streams out as the simulator makes it (nothing kept): memory stays linear in the calls.
+            var scenario = LoadScenario(pr.GetValue(file)!, pr.GetValue(policy));
+            var asJson = pr.GetValue(json);
+            var output = Console.Out;
+            if (!asJson) foreach (var line in Rendering.SimulationTextHead(scenario)) output.WriteLine(line);
+            ITimelineSink sink = asJson ? new Rendering.TimelineJson(output.WriteLine) : new Rendering.TimelineText(output.WriteLine);
+            var result = Simulator.Run(scenario, sink, keepEvents: false);
+            foreach (var line in asJson ? Rendering.SimulationJsonTail(result) : Rendering.SimulationTextTail(result))
+                output.WriteLine(line);
             return result.HasFindings ? 1 : 0;
         });
         return cmd;
