@@ -192,6 +192,8 @@ public sealed class SuiteLibraryTests
             Assert.That(BoardTestRunner.Classify(new OperationCanceledException(), null, true, budget).Class, Is.EqualTo(FailureClass.Product), "a spent budget: a hang");
             Assert.That(BoardTestRunner.Classify(new LinkLostException("gone"), null, false, budget), Is.EqualTo(new Failure(FailureClass.Infrastructure, "gone", [], true)));
             Assert.That(BoardTestRunner.Classify(new IOException("reset"), null, false, budget).Retryable, Is.True);
+            Assert.That(BoardTestRunner.Classify(new DirectoryNotFoundException("no results folder"), null, false, budget),
+                Has.Property(nameof(Failure.Class)).EqualTo(FailureClass.Test).And.Property(nameof(Failure.Retryable)).False, "a host path the test got wrong is not the lab's");
             Assert.That(BoardTestRunner.Classify(new ProductFailureException("panic"), null, false, budget).Retryable, Is.False);
             Assert.That(BoardTestRunner.Classify(new NullReferenceException(), null, false, budget).Class, Is.EqualTo(FailureClass.Test), "a harness bug");
             Assert.That(BoardTestRunner.Classify(new HostKeyRejectedException("changed"), null, false, budget).Retryable, Is.False, "a changed host key stays changed");
