@@ -71,7 +71,13 @@ internal enum TriggerKind : byte { Arrive, Wake, Requeue, Recheck, Final, Forwar
 internal readonly record struct Pending(int Task, TriggerKind Kind, int Call, bool Sys, long Line, double Time)
 {
     public long Order { get; init; } = Line;
+
+    /// <summary>For a wait_final: the completion flag its probe read (-1: not read).</summary>
+    public sbyte DoneRead { get; init; } = -1;
 }
+
+/// <summary>A counter read by a probe that the model could not yet explain.</summary>
+internal readonly record struct CounterRead(long Line, int Task, double Time, int Free, int SysReq);
 
 internal sealed class TaskInfo
 {
@@ -128,6 +134,42 @@ internal sealed class Hypothesis
     /// A counter read before the lock (an entry probe) sees the value after some recent critical
     /// section, not necessarily the last one: another CPU's store may not be visible yet.
     /// </summary>
+    /// <summary>
+    /// Counter reads (free, sys_req) no recent state explains. The probe reads them before the lock,
+    /// and a vCPU can stall between the line's timestamp and the read, so the value may be newer:
+    /// each must then be the state after a later critical section of another task within the race
+    /// window, or this history is dropped (see <see cref="CheckRead"/>).
+    /// </summary>
+    public List<CounterRead>? OpenReads;
+
+    /// <summary>Compares a line's counters with the model: explained now (or by a recent state), or kept open.</summary>
+    /// <param name="afterOwnLock">Read after the task's own critical section (a return probe): it
+    /// sees its own store, so an older state cannot explain it.</param>
+    public void CheckRead(long line, int task, double time, int free, int sysReq, bool afterOwnLock = false)
+    {
+        if (free < 0 && sysReq < 0) return;
+        if (afterOwnLock ? (free < 0 || free == D.Free) && (sysReq < 0 || sysReq == D.SysReqCount) : CountersPlausible(free, sysReq)) return;
+        Stats.CounterMismatches++;
+        (OpenReads ??= []).Add(new CounterRead(line, task, time, free, sysReq));
+    }
+
+    /// <summary>After a critical section of <paramref name="byTask"/>: the reads of other tasks it explains are closed.</summary>
+    public void ResolveReads(int byTask)
+    {
+        if (OpenReads is not { Count: > 0 }) return;
+        OpenReads.RemoveAll(r => r.Task != byTask && (r.Free < 0 || r.Free == D.Free) && (r.SysReq < 0 || r.SysReq == D.SysReqCount));
+    }
+
+    /// <summary>The first open read older than <paramref name="limit"/> (or any, at the end), as a reason; null if none.</summary>
+    public string? UnexplainedRead(double limit)
+    {
+        if (OpenReads is not { Count: > 0 }) return null;
+        foreach (var r in OpenReads)
+            if (r.Time < limit)
+                return $"the counters read at line {r.Line} ({(r.Free >= 0 ? $"free={r.Free} " : "")}{(r.SysReq >= 0 ? $"sysreq={r.SysReq}" : "")}) match no state of the model from shortly before that line to the end of the race window (now free={D.Free}, sys_req={D.SysReqCount})";
+        return null;
+    }
+
     public bool CountersPlausible(int free, int sysReq)
     {
         bool Match((int F, int S) v) => (free < 0 || v.F == free) && (sysReq < 0 || v.S == sysReq);
@@ -150,6 +192,7 @@ internal sealed class Hypothesis
             Pending = [.. Pending],
             Sessions = new Dictionary<string, int>(Sessions),
             Recent = ((int, int)[])Recent.Clone(),
+            OpenReads = OpenReads is null ? null : [.. OpenReads],
             RecentCount = RecentCount,
             Stats = Stats.Clone(),
         };
@@ -223,6 +266,7 @@ internal sealed class Hypothesis
         sb.Append('|');
         foreach (var (k, t) in Tasks.OrderBy(x => x.Key))
             if (!t.Idle) sb.Append(k).Append('=').Append(t.Call).Append(string.Join(".", t.ExpectComplete)).Append(t.CloseSys ? "c" : "").Append('#').Append(t.FinalWakes).Append(';');
+        if (OpenReads is { Count: > 0 }) foreach (var r in OpenReads) sb.Append('r').Append(r.Line);
         return sb.ToString();
     }
 }
@@ -489,6 +533,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     {
         var done = h.Clone();
         while (done.Pending.Count > 0 && done.FailReason is null) ApplyAt(done, EarliestHead(done));
+        if (done.FailReason is null && done.UnexplainedRead(double.PositiveInfinity) is { } why) Fail(done, why);
         return done.FailReason is null;
     }
 
@@ -663,10 +708,12 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             var stale = -1;
             for (var i = 0; i < h.Pending.Count; i++)
                 if (h.Pending[i].Time < limit) { stale = i; break; }
-            if (stale < 0) return;
+            if (stale < 0) break;
             // Its task's earlier steps ran before it.
             ApplyAt(h, h.PendingIndexOf(h.Pending[stale].Task));
         }
+        // A counter read that nothing within the window explained: this history is not the board's.
+        if (h.FailReason is null && h.UnexplainedRead(limit) is { } why) Fail(h, why);
     }
 
     private static bool ReadsCounters(in TraceEvent e) => e.Free >= 0 || e.SysReq >= 0 || e.Done >= 0;
@@ -774,6 +821,14 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                     if (d.Phase(p.Call) == CallPhase.Rechecking) d.Recheck(p.Call, _fx);
                     break;
                 case TriggerKind.Final:
+                    // A running caller's completion is never cleared (only a woken one clears its own):
+                    // read set at the probe, it is still set when wait_final takes the lock. Read clear and
+                    // set here is fine: the wake-up may have landed after the read.
+                    if (p.DoneRead == 1 && !d.IsDone(p.Call))
+                    {
+                        Fail(h, $"the wait_final probe of line {p.Line} read {h.Name(p.Call)}'s completion set; in the model no wake-up landed on it ({WhoGotIt(h)})");
+                        return;
+                    }
                     if (d.Phase(p.Call) == CallPhase.Admitted) d.SmcObserved(p.Call, true, _fx);   // no SMC probes: the call ran
                     if (d.Phase(p.Call) == CallPhase.RefusedAsleep)
                     {
@@ -804,6 +859,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             return;
         }
         h.NoteCounters();
+        h.ResolveReads(p.Task);
         foreach (var fx in _fx)
             if (fx.Kind == EffectKind.InvariantBroken) Fail(h, $"model invariant broken: {fx.Detail}");
     }
@@ -897,8 +953,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 }
                 // Counters are read before the lock, and under emulation a vCPU can be preempted between
                 // the event's timestamp and the read: a value may be older or newer than the line's
-                // place. They are compared and counted, not used to reject a history.
-                if (!h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq)) h.Stats.CounterMismatches++;
+                // place. Each must be a state the model passes through near it (CheckRead).
+                h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq);
                 var call = h.Allocate(e.Waiter, e.Line, e.Task);
                 t.Call = call;
                 h.Pending.Add(new Pending(e.Task, TriggerKind.Arrive, call, e.Sys == 1, e.Line, e.Time));
@@ -909,6 +965,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             case TraceKind.Admitted:
             {
                 if (t!.Call < 0) return;   // a wait_init we never saw (e.g. probes armed mid-call): nothing to check
+                // Read on the way out, after the lock: the admission is in it.
+                h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq, afterOwnLock: true);
                 var ph = d.Phase(t.Call);
                 if (ph is not (CallPhase.Admitted or CallPhase.InSecure))
                     Fail(h, $"{h.Name(t.Call)} is {ph.Label()}: {WhyBlocked(h, t.Call)}; the trace shows it let through");
@@ -975,9 +1033,10 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 var call = Known(h, in e, SeedKind.Running);
                 Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null || !CheckLeftovers(h, t!)) return;
-                if ((e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) || !h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq))
-                    h.Stats.CounterMismatches++;
-                var final = new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line, e.Time);
+                if (e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) h.Stats.CounterMismatches++;
+                h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq);
+                // The completion flag is judged where the wait_final runs (Apply).
+                var final = new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line, e.Time) { DoneRead = e.Done };
                 if (_insideFinal.TryGetValue(e.Line, out var inside) && inside.Targets.Count > 0)
                     final = final with { Order = inside.Targets[0].Line, Time = inside.Targets[0].Time };
                 h.Pending.Add(final);
@@ -1109,6 +1168,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         {
             var done = _current.Clone();
             while (done.Pending.Count > 0 && done.FailReason is null) ApplyAt(done, EarliestHead(done));
+            // Reads still open at the end: no later state of the trace explains them.
+            if (done.FailReason is null && done.UnexplainedRead(double.PositiveInfinity) is { } why) Fail(done, why);
             if (done.FailReason is null)
             {
                 Observe(done);
