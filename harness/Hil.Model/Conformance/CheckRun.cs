@@ -123,6 +123,9 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     // The complete lines each wait_final line is followed by (read ahead with it).
     private readonly FinalLookahead _finals = new();
 
+    private CriticalSections? _sections;
+    private CriticalSections Sections => _sections ??= new CriticalSections(_finals, Probed);
+
     /// <summary>One line on the current history in line order, in place; false when it cannot be explained there.</summary>
     private bool Advance(in TraceEvent e, long index)
     {
@@ -130,26 +133,11 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
         ForceStale(_current, e.Time);
         var h = _current;
-        while (h.FailReason is null && h.DueIndexOf(e.Task, e.Kind) >= 0) ApplyAt(h, EarliestHead(h));
+        while (h.FailReason is null && h.DueIndexOf(e.Task, e.Kind) >= 0) Sections.ApplyAt(h, CriticalSections.EarliestHead(h));
         if (h.FailReason is null) Handle(h, in e);
         if (h.FailReason is not null) return Failed(in e, index, h.FailReason, h);
         Observe(h);
         return true;
-    }
-
-    /// <summary>The pending step that comes first: per task only its first step can run; among those, the lowest order.</summary>
-    private static int EarliestHead(Hypothesis h)
-    {
-        int best = -1;
-        for (var i = 0; i < h.Pending.Count; i++)
-        {
-            var p = h.Pending[i];
-            var first = true;
-            for (var j = 0; j < i; j++) if (h.Pending[j].Task == p.Task) { first = false; break; }
-            if (!first) continue;
-            if (best < 0 || p.Order < h.Pending[best].Order) best = i;
-        }
-        return best;
     }
 
     private bool Failed(in TraceEvent e, long index, string reason, Hypothesis state)
@@ -228,7 +216,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private bool CanFinish(Hypothesis h)
     {
         var done = h.Clone();
-        while (done.Pending.Count > 0 && done.FailReason is null) ApplyAt(done, EarliestHead(done));
+        while (done.Pending.Count > 0 && done.FailReason is null) Sections.ApplyAt(done, CriticalSections.EarliestHead(done));
         if (done.FailReason is null && done.UnexplainedRead(double.PositiveInfinity) is { } why) Fail(done, why);
         return done.FailReason is null;
     }
@@ -406,7 +394,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if (h.Pending[i].Time < limit) { stale = i; break; }
             if (stale < 0) break;
             // Its task's earlier steps ran before it.
-            ApplyAt(h, h.PendingIndexOf(h.Pending[stale].Task));
+            Sections.ApplyAt(h, h.PendingIndexOf(h.Pending[stale].Task));
         }
         // A counter read that nothing within the window explained: this history is not the board's.
         if (h.FailReason is null && h.UnexplainedRead(limit) is { } why) Fail(h, why);
@@ -420,7 +408,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         var others = h.Pending.Any(p => p.Task != task);
         if (!others || (own < 0 && !readsCounters))
         {
-            while (h.FailReason is null && h.DueIndexOf(task, line) is var i and >= 0) ApplyAt(h, i);
+            while (h.FailReason is null && h.DueIndexOf(task, line) is var i and >= 0) Sections.ApplyAt(h, i);
             return [h];
         }
         var results = new List<Hypothesis>();
@@ -463,174 +451,12 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         foreach (var i in heads)
         {
             var next = cur.Clone();
-            ApplyAt(next, i);
+            Sections.ApplyAt(next, i);
             Search(next, task, line, readsCounters, results, seen, ref budget);
         }
     }
 
-    private void ApplyAt(Hypothesis h, int index)
-    {
-        var p = h.Pending[index];
-        // A wait_final owing its forward holds the lock: any other critical section comes after the
-        // forward; only a return from wait_for_completion (lockless) may come between.
-        if (h.D.Forwarding() >= 0 && p.Kind is not (TriggerKind.Wake or TriggerKind.Forward) && h.Pending.FindIndex(x => x.Kind == TriggerKind.Forward) is var f and >= 0)
-        {
-            ApplyAt(h, f);
-            if (h.FailReason is not null) return;
-            if (f < index) index--;
-        }
-        h.Pending.RemoveAt(index);
-        Apply(h, p);
-    }
-
     private static void Fail(Hypothesis h, string reason) => h.FailReason ??= reason;
-
-    // ---- applying a trigger (one critical section) -----------------------------------------------
-
-    private void Apply(Hypothesis h, Pending p)
-    {
-        var d = h.D;
-        _fx.Clear();
-        // A step the state does not allow is this history's failure, decided here (the driver
-        // state would otherwise refuse it with an exception, which is for bugs, not for histories).
-        if (NotAllowed(d, p) is { } why)
-        {
-            Fail(h, $"{h.Name(p.Call)} {why}");
-            return;
-        }
-        switch (p.Kind)
-        {
-            case TriggerKind.Arrive:
-                d.Arrive(p.Call, p.Sys, _fx);
-                break;
-            case TriggerKind.Wake:
-                if (!(d.Phase(p.Call).IsAsleep() && d.IsDone(p.Call)))
-                {
-                    Fail(h, d.Phase(p.Call).IsAsleep()
-                        ? $"no wake-up was delivered to {h.Name(p.Call)} (its completion is not done: {WhoGotIt(h)}), yet the trace shows it waking"
-                        : $"{h.Name(p.Call)} is {d.Phase(p.Call).Label()}, not asleep, yet the trace shows it waking");
-                    return;
-                }
-                d.Wake(p.Call, _fx);
-                break;
-            case TriggerKind.Requeue:
-                d.Requeue(p.Call, _fx);
-                foreach (var fx in _fx) if (fx.Kind == EffectKind.WakeupLost) h.Stats.Lost++;
-                break;
-            case TriggerKind.Recheck:
-                // Only a caller that slept for a slot re-checks; a refused one went back to its SMC.
-                if (d.Phase(p.Call) == CallPhase.Rechecking) d.Recheck(p.Call, _fx);
-                break;
-            case TriggerKind.Final:
-                // A running caller's completion is never cleared (only a woken one clears its own):
-                // read set at the probe, it is still set when wait_final takes the lock. Read clear and
-                // set here is fine: the wake-up may have landed after the read.
-                if (p.DoneRead == 1 && !d.IsDone(p.Call))
-                {
-                    Fail(h, $"the wait_final probe of line {p.Line} read {h.Name(p.Call)}'s completion set; in the model no wake-up landed on it ({WhoGotIt(h)})");
-                    return;
-                }
-                if (d.Phase(p.Call) == CallPhase.Admitted) d.SmcObserved(p.Call, true, _fx);   // no SMC probes: the call ran
-                if (d.Phase(p.Call) == CallPhase.RefusedAsleep)
-                {
-                    Fail(h, $"{h.Name(p.Call)} was refused a secure thread and never retried, yet it ends");
-                    return;
-                }
-                h.Task(p.Task).Call = -1;
-                h.Task(p.Task).FinalWakes = 0;
-                if (d.Leave(p.Call, _fx))
-                {
-                    // The second complete_one is a step of its own: a caller woken by the first may
-                    // consume its wake-up before it (the task's next complete line places it).
-                    NoteWakeups(h, p);
-                    h.Pending.Add(p with { Kind = TriggerKind.Forward });
-                    break;
-                }
-                AfterFinal(h, p);
-                break;
-            case TriggerKind.Forward:
-                d.Forward(p.Call, _fx);
-                AfterFinal(h, p);
-                break;
-        }
-        h.NoteCounters();
-        h.ResolveReads(p.Task);
-        foreach (var fx in _fx)
-            if (fx.Kind == EffectKind.InvariantBroken) Fail(h, $"model invariant broken: {fx.Detail}");
-    }
-
-    /// <summary>Why the state cannot take this step now, or null when it can.</summary>
-    private static string? NotAllowed(DriverState d, Pending p)
-    {
-        var ph = d.Phase(p.Call);
-        return p.Kind switch
-        {
-            TriggerKind.Arrive when ph != CallPhase.NotArrived => $"is {ph.Label()}: it cannot arrive again",
-            TriggerKind.Requeue when ph is not (CallPhase.Waking or CallPhase.WakingRefused) => $"is {ph.Label()}: it did not wake, so it cannot move to the tail",
-            TriggerKind.Final when ph is not (CallPhase.Admitted or CallPhase.InSecure or CallPhase.Exited or CallPhase.RefusedAsleep) => $"is {ph.Label()}: it cannot end",
-            TriggerKind.Forward when ph != CallPhase.Forwarding => $"is {ph.Label()}: it owes no forwarded wake-up",
-            _ => null,
-        };
-    }
-
-    /// <summary>wait_final is over: a closed system session is uncounted, the call's id is freed.</summary>
-    private void AfterFinal(Hypothesis h, Pending p)
-    {
-        var d = h.D;
-        var t = h.Task(p.Task);
-        if (t.CloseSys)
-        {
-            var session = t.CloseSession is { } s && h.Sessions.TryGetValue(s, out var sid) ? sid
-                : h.Sessions.Count > 0 ? h.Sessions.Values.First() : -1;
-            if (session >= 0)
-            {
-                d.UnregisterSystem(session, _fx);
-                h.Sessions.Remove(h.Sessions.First(kv => kv.Value == session).Key);
-            }
-            t.CloseSys = false;
-        }
-        NoteWakeups(h, p);
-        t.FinalWakes = 0;
-        h.Release(p.Call);
-        // The TaskInfo stays: a task usually calls again soon, and allocating one per call costs more than it saves.
-    }
-
-    /// <summary>The wake-ups in <see cref="_fx"/>: the complete lines they must show, counts, and the woken callers' wake steps.</summary>
-    private void NoteWakeups(Hypothesis h, Pending p)
-    {
-        var t = h.Task(p.Task);
-        var complete = Probed(TraceKind.Complete);
-        var inside = complete ? _finals.Of(p.Line) : null;
-        foreach (var fx in _fx)
-        {
-            if (fx.Kind is not (EffectKind.Woken or EffectKind.Absorbed)) continue;
-            if (complete) t.ExpectComplete.Enqueue(fx.Subject);
-            var k = t.FinalWakes++;
-            if (inside is not null && (k < inside.Targets.Count ? inside.Targets[k].Waiter != h.WaiterOf[fx.Subject] : inside.Closed))
-            {
-                Fail(h, k < inside.Targets.Count
-                    ? $"the wake-up goes to {h.Name(fx.Subject)} ({WakeRule(h.D)}); the trace shows {NameOf(h, inside.Targets[k].Waiter)} completed at line {inside.Targets[k].Line} (wake-up {k + 1} of the wait_final of line {p.Line})"
-                    : $"wait_final of line {p.Line} hands a wake-up to {h.Name(fx.Subject)} ({WakeRule(h.D)}); the trace shows {(k == 0 ? "no complete from it" : $"only {k} complete line(s) from it")}");
-                return;
-            }
-            h.Stats.Wakeups++;
-            if (fx.Kind is EffectKind.Absorbed) { h.Stats.Absorbed++; continue; }
-            // The sleeper may return from wait_for_completion any time from now, even before its own
-            // woken probe fires (its vCPU can be preempted in between). Usually it is later, so this
-            // step is placed last unless a line needs it earlier.
-            if (h.TaskOf[fx.Subject] is var wt and >= 0)
-                h.Pending.Add(new Pending(wt, TriggerKind.Wake, fx.Subject, h.D.IsSys(fx.Subject), p.Line, double.MaxValue) { Order = long.MaxValue });
-        }
-    }
-
-    private static string NameOf(Hypothesis h, ulong waiter) =>
-        h.CallOfWaiter.TryGetValue(waiter, out var call) ? h.Name(call) : $"w={waiter:x}";
-
-    private static string WhoGotIt(Hypothesis h)
-    {
-        var done = h.D.List.Where(h.D.IsDone).Select(c => $"{h.Name(c)} {(h.D.Phase(c).IsAsleep() ? "asleep" : "running")}").ToList();
-        return done.Count == 0 ? "no entry of the list holds a wake-up" : $"the wake-ups went to {string.Join(", ", done)}";
-    }
 
     // ---- one line on one hypothesis ----------------------------------------------------------------
 
@@ -649,7 +475,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 // call still pending (inside the race window) ran before this wait_init.
                 while (h.FailReason is null && h.CallOfWaiter.TryGetValue(e.Waiter, out var before)
                        && h.Pending.Exists(p => p.Call == before && p.Kind is TriggerKind.Final or TriggerKind.Forward))
-                    ApplyAt(h, EarliestHead(h));
+                    Sections.ApplyAt(h, CriticalSections.EarliestHead(h));
                 if (h.FailReason is not null) return;
                 if (h.CallOfWaiter.TryGetValue(e.Waiter, out var other)) { Fail(h, $"waiter address {e.Waiter:x} is already in flight ({h.Name(other)})"); return; }
                 if (e.Total >= 0 && e.Total != d.Total) { Fail(h, $"the driver counts {e.Total} thread(s); the model was given {d.Total} (policy {d.Policy.Name}, {d.SecureThreads} secure threads)"); return; }
@@ -678,7 +504,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq, afterOwnLock: true);
                 var ph = d.Phase(t.Call);
                 if (ph is not (CallPhase.Admitted or CallPhase.InSecure))
-                    Fail(h, $"{h.Name(t.Call)} is {ph.Label()}: {WhyBlocked(h, t.Call)}; the trace shows it let through");
+                    Fail(h, $"{h.Name(t.Call)} is {ph.Label()}: {Explain.WhyBlocked(h, t.Call)}; the trace shows it let through");
                 return;
             }
             case TraceKind.Block:
@@ -729,12 +555,12 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if (h.FailReason is not null) return;
                 if (t!.ExpectComplete.Count == 0)
                 {
-                    Fail(h, $"the model has no wake-up to hand out here ({WhyNoWake(h)}); the trace shows {h.Name(target)} completed");
+                    Fail(h, $"the model has no wake-up to hand out here ({Explain.WhyNoWake(h)}); the trace shows {h.Name(target)} completed");
                     return;
                 }
                 var expected = t.ExpectComplete.Dequeue();
                 if (expected != target)
-                    Fail(h, $"the wake-up goes to {h.Name(expected)} ({WakeRule(d)}); the trace shows {h.Name(target)}");
+                    Fail(h, $"the wake-up goes to {h.Name(expected)} ({Explain.WakeRule(d)}); the trace shows {h.Name(target)}");
                 return;
             }
             case TraceKind.Final:
@@ -760,7 +586,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                     if (ph != CallPhase.InSecure) Fail(h, $"{h.Name(t.Call)} returns from an RPC but is {ph.Label()} in the model");
                     return;
                 }
-                if (ph != CallPhase.Admitted) Fail(h, $"{h.Name(t.Call)} issues an SMC but is {ph.Label()}: {WhyBlocked(h, t.Call)}");
+                if (ph != CallPhase.Admitted) Fail(h, $"{h.Name(t.Call)} issues an SMC but is {ph.Label()}: {Explain.WhyBlocked(h, t.Call)}");
                 return;
             }
             case TraceKind.SmcEnd:
@@ -849,19 +675,6 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         else if (t.Call != call) Fail(h, $"task is in call {h.Name(t.Call)} but the line names {h.Name(call)}");
     }
 
-    private static string WhyBlocked(Hypothesis h, int call)
-    {
-        var d = h.D;
-        if (d.Total == 0) return "the secure world refused it";
-        var thr = d.Policy.Threshold(d.IsSys(call), d.SysReqCount);
-        return $"{(d.IsSys(call) ? "a system" : "a normal")} caller needs free > {thr} ({d.Policy.Name}{(d.SysReqCount > 0 ? $", {d.SysReqCount} system session(s) registered" : "")}), free is {d.Free}";
-    }
-
-    private static string WakeRule(DriverState d) => d.Policy.WakeOrder == WakeOrder.SystemFirst
-        ? "first not-done system entry, else first not-done entry" : "first not-done entry of the list";
-
-    private static string WhyNoWake(Hypothesis h) => h.D.ListCount == 0 ? "the list is empty" : "every entry's completion is already done";
-
     private static void Observe(Hypothesis h)
     {
         var (n, sys) = h.D.InSecureByClass();
@@ -876,7 +689,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         while (true)
         {
             var done = _current.Clone();
-            while (done.Pending.Count > 0 && done.FailReason is null) ApplyAt(done, EarliestHead(done));
+            while (done.Pending.Count > 0 && done.FailReason is null) Sections.ApplyAt(done, CriticalSections.EarliestHead(done));
             // Reads still open at the end: no later state of the trace explains them.
             if (done.FailReason is null && done.UnexplainedRead(double.PositiveInfinity) is { } why) Fail(done, why);
             if (done.FailReason is null)
