@@ -474,6 +474,21 @@ public class ConformanceTests
         Assert.That(r.Stats.Reorderings, Is.GreaterThan(0), "the accepted history places a critical section out of probe order");
     }
 
+    [TestCase("qemu-6.1-xtest1013-preempted-wait-init.jsonl", "legacy")]
+    [TestCase("qemu-6.1-xtest1001-1009.jsonl", "legacy")]
+    [TestCase("qemu-6.12-xtest1001-1009.jsonl", "mainline")]
+    [TestCase("qemu-6.12-xtest1013-window.jsonl", "mainline")]
+    public void Every_board_trace_conforms_under_its_own_policy(string file, string policy)
+    {
+        // The three qemu-*-xtest1001-1009 / 1013-window traces are the tracer's conversion of the
+        // Hil.Workloads.Tests ftrace fixtures (boards of 2026-11), kept here as the tracer wrote them.
+        var path = Path.Combine(TestContext.CurrentContext.TestDirectory, "Traces", file);
+        var r = ConformanceChecker.Check(() => File.OpenRead(path), path);
+        Assert.That(r.Policy.Name, Is.EqualTo(policy));
+        Assert.That(r.Conforms, Is.True, () => string.Join("\n", ConformanceRendering.Text(r)));
+        Assert.That(Directory.GetFiles(Path.GetDirectoryName(path)!, "*.jsonl"), Has.Length.EqualTo(4), "a new board trace gets a case here");
+    }
+
     [TestCase("""{"t":0,"task":"A-1","w":"a0"}""", 2, "ev", "missing")]
     [TestCase("""{"t":0,"task":"A-1","ev":"wait_init"}""", 2, "w", "required")]
     [TestCase("""{"t":0,"task":"A-1","ev":"wait_init","w":"zz"}""", 2, "w", "not a hex address")]
