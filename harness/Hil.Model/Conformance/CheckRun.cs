@@ -25,15 +25,15 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private long _recentCount;
     private int _seenMask;   // bit per TraceKind met so far
     private IReadOnlySet<TraceKind>? _declared;
-    private bool _registerSeen;
     private readonly List<string> _notes = [];
     private long _events;
-    private readonly HashSet<ulong> _introduced = [];
     private Policy _policy = null!;
     private int _threads, _total;
 
     /// <summary>Set when a line shows the check began from a wrong picture of the calls in flight: the pass stops and the trace is read again.</summary>
-    private SeedPlan? _restart;
+    private readonly TraceStart _start = new(seeds);
+    private LineJudge? _judge;
+    private LineJudge Judge => _judge ??= new LineJudge(Sections, _finals, Probed, _start);
 
     // The tracer's line order per task (checked as lines are read) and whether it was broken.
     private LineProtocol? _protocol;
@@ -59,8 +59,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             return new(Result(false, FurthestDivergence()), null);
         }
         if (_protocolBroken) return new(Result(false, FurthestDivergence()), null);
-        if (_restart is not null) return new(null, CollectWaitersPredatingTheTrace(_restart));
-        var plan = CollectWaitersPredatingTheTrace(seeds);
+        if (_start.Restart is { } restart) return new(null, _start.CollectWaitersPredatingTheTrace(restart, _ahead, reader));
+        var plan = _start.CollectWaitersPredatingTheTrace(seeds, _ahead, reader);
         if (plan != seeds) return new(null, plan);
         // A call in flight at the start may have held a wake-up already: try the next combination.
         if (seeds.DoneCombo + 1 < seeds.Combos) return new(null, seeds with { DoneCombo = seeds.DoneCombo + 1 });
@@ -88,7 +88,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 Failed(in e, index, v.Reason, _current);
                 return false;
             }
-            if (!Advance(in e, index) && (_restart is not null || !Repair(index))) return false;
+            if (!Advance(in e, index) && (_start.Restart is not null || !Repair(index))) return false;
             Trim(index);
         }
         return Finish();
@@ -108,7 +108,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             {
                 _ahead.Enqueue(e);
                 _finals.See(in e);
-                NoteBoundary(in e);
+                _start.NoteBoundary(in e);
                 (_protocol ??= new LineProtocol(reader.Header?.Probes)).See(in e);
             }
             else
@@ -130,13 +130,13 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private bool Advance(in TraceEvent e, long index)
     {
         if (e.Kind == TraceKind.Mark) return true;
-        if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
+        if (e.Kind == TraceKind.WaitInit) _start.Introduce(e.Waiter);
         ForceStale(_current, e.Time);
         var h = _current;
         while (h.FailReason is null && h.DueIndexOf(e.Task, e.Kind) >= 0) Sections.ApplyAt(h, CriticalSections.EarliestHead(h));
-        if (h.FailReason is null) Handle(h, in e);
+        if (h.FailReason is null) Judge.Handle(h, in e);
         if (h.FailReason is not null) return Failed(in e, index, h.FailReason, h);
-        Observe(h);
+        LineJudge.Observe(h);
         return true;
     }
 
@@ -182,7 +182,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if (!NextChoice(choices, ref j)) return false;
                 continue;
             }
-            if (--_replayBudget < 0 || _restart is not null) return false;
+            if (--_replayBudget < 0 || _start.Restart is not null) return false;
             if (j > from.Index && j % CheckpointEvery == 0)
             {
                 _checkpoints.RemoveAll(x => x.Index >= j);
@@ -226,7 +226,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     {
         var survivors = new List<Hypothesis>(2);
         if (e.Kind == TraceKind.Mark) { survivors.Add(_current); return survivors; }
-        if (e.Kind == TraceKind.WaitInit) _introduced.Add(e.Waiter);
+        if (e.Kind == TraceKind.WaitInit) _start.Introduce(e.Waiter);
         var start = _current.Clone();
         ForceStale(start, e.Time);
         if (start.FailReason is not null) { Failed(in e, index, start.FailReason, start); return survivors; }
@@ -235,8 +235,8 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         var first = true;
         foreach (var b in Expand(start, e.Task, e.Kind, readsCounters: false))
         {
-            if (b.FailReason is null) Handle(b, in e);
-            if (b.FailReason is null) { Observe(b); survivors.Add(b); }
+            if (b.FailReason is null) Judge.Handle(b, in e);
+            if (b.FailReason is null) { LineJudge.Observe(b); survivors.Add(b); }
             else { reason ??= b.FailReason; if (first) lineOrderFailed = true; }
             first = false;
         }
@@ -298,7 +298,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         for (var i = 0; i < seeds.Waiters.Count; i++)
         {
             var (w, kind) = seeds.Waiters[i];
-            _introduced.Add(w);
+            _start.Introduce(w);
             var call = hyp.Allocate(w, 0, -1);
             hyp.D.Seed(call, false, kind == SeedKind.Running ? CallPhase.InSecure
                 : _total > 0 ? CallPhase.QueuedAsleep : CallPhase.RefusedAsleep,
@@ -332,45 +332,6 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         if (e.Kind == TraceKind.SmcEnd) s += $" {e.Result}";
         return s;
     }
-
-    /// <summary>
-    /// Before calling a divergence, read on: every waiter that shows up later without a wait_init
-    /// was in flight from the start (unless its task began another call before), and the check
-    /// starts over with all of them in place — at once, so a trace starting with a hundred calls in
-    /// flight costs one more pass, not a hundred.
-    /// </summary>
-    private SeedPlan CollectWaitersPredatingTheTrace(SeedPlan plan)
-    {
-        var known = plan.Waiters.Select(x => x.Waiter).ToHashSet();
-        var added = new List<(ulong, SeedKind)>();
-        void Look(in TraceEvent e)
-        {
-            NoteBoundary(in e);
-            if (!e.HasWaiter || e.Kind == TraceKind.Header) return;
-            if (e.Kind == TraceKind.WaitInit) { _introduced.Add(e.Waiter); return; }
-            if (_introduced.Contains(e.Waiter) || known.Contains(e.Waiter) || !MayPredateTheTrace(in e)) return;
-            added.Add((e.Waiter, e.Kind is TraceKind.Woken or TraceKind.Block ? SeedKind.Asleep : SeedKind.Running));
-            known.Add(e.Waiter);
-            _introduced.Add(e.Waiter);
-        }
-        foreach (var a in _ahead) Look(in a);
-        var ev = new TraceEvent();
-        while (reader.Next(ref ev)) Look(in ev);
-        return added.Count == 0 ? plan : plan.WithAll(added);
-    }
-
-    // Per task, the line of its first wait_init or final: a waiter the task names after that line
-    // cannot be a call that was in flight when the trace began (its wait_init line is missing).
-    private readonly Dictionary<int, long> _firstBoundary = [];
-
-    private void NoteBoundary(in TraceEvent e)
-    {
-        if (e.Kind is TraceKind.WaitInit or TraceKind.Final && e.Task >= 0) _firstBoundary.TryAdd(e.Task, e.Line);
-    }
-
-    /// <summary>A complete line names another task's waiter; the others name the line's own task's.</summary>
-    private bool MayPredateTheTrace(in TraceEvent e) =>
-        e.Kind == TraceKind.Complete || !_firstBoundary.TryGetValue(e.Task, out var first) || first >= e.Line;
 
     /// <summary>
     /// Resolves the line's task: every pending step of that task is applied (in its order), and any
@@ -458,231 +419,6 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
 
     private static void Fail(Hypothesis h, string reason) => h.FailReason ??= reason;
 
-    // ---- one line on one hypothesis ----------------------------------------------------------------
-
-    private void Handle(Hypothesis h, in TraceEvent e)
-    {
-        var d = h.D;
-        var t = e.Task >= 0 ? h.Task(e.Task) : null;
-        switch (e.Kind)
-        {
-            case TraceKind.WaitInit:
-            {
-                if (t!.Call >= 0) { Fail(h, $"task starts a call while its call {h.Name(t.Call)} is still in flight"); return; }
-                if (!CheckLeftovers(h, t)) return;
-                // A waiter lives on its caller's stack: its address comes back (a new task's stack in
-                // the same place) only once the call that had it is past wait_final, so a final of that
-                // call still pending (inside the race window) ran before this wait_init.
-                while (h.FailReason is null && h.CallOfWaiter.TryGetValue(e.Waiter, out var before)
-                       && h.Pending.Exists(p => p.Call == before && p.Kind is TriggerKind.Final or TriggerKind.Forward))
-                    Sections.ApplyAt(h, CriticalSections.EarliestHead(h));
-                if (h.FailReason is not null) return;
-                if (h.CallOfWaiter.TryGetValue(e.Waiter, out var other)) { Fail(h, $"waiter address {e.Waiter:x} is already in flight ({h.Name(other)})"); return; }
-                if (e.Total >= 0 && e.Total != d.Total) { Fail(h, $"the driver counts {e.Total} thread(s); the model was given {d.Total} (policy {d.Policy.Name}, {d.SecureThreads} secure threads)"); return; }
-                if (e.SysReq >= 0 && e.SysReq != d.SysReqCount && !_registerSeen && seeds.SysReq is null && h.Pending.Count == 0)
-                {
-                    // The first counters tell how many system sessions were registered before the trace began.
-                    _restart ??= seeds with { SysReq = e.SysReq };
-                    Fail(h, "system sessions registered before the trace began: checking again from the start");
-                    return;
-                }
-                // Counters are read before the lock, and under emulation a vCPU can be preempted between
-                // the event's timestamp and the read: a value may be older or newer than the line's
-                // place. Each must be a state the model passes through near it (CheckRead).
-                h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq);
-                var call = h.Allocate(e.Waiter, e.Line, e.Task);
-                t.Call = call;
-                h.Pending.Add(new Pending(e.Task, TriggerKind.Arrive, call, e.Sys == 1, e.Line, e.Time));
-                h.Stats.Calls++;
-                if (e.Sys == 1) h.Stats.SysCalls++;
-                return;
-            }
-            case TraceKind.Admitted:
-            {
-                if (t!.Call < 0) return;   // a wait_init we never saw (e.g. probes armed mid-call): nothing to check
-                // Read on the way out, after the lock: the admission is in it.
-                h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq, afterOwnLock: true);
-                var ph = d.Phase(t.Call);
-                if (ph is not (CallPhase.Admitted or CallPhase.InSecure))
-                    Fail(h, $"{h.Name(t.Call)} is {ph.Label()}: {Explain.WhyBlocked(h, t.Call)}; the trace shows it let through");
-                return;
-            }
-            case TraceKind.Block:
-            {
-                var call = Known(h, in e, SeedKind.Asleep);
-                Attach(h, t!, e.Task, call);
-                if (h.FailReason is not null) return;
-                var ph = d.Phase(call);
-                if (ph == CallPhase.Admitted)
-                {
-                    if (Probed(TraceKind.SmcEnd))
-                    {
-                        Fail(h, $"{h.Name(call)} was admitted and no SMC of it was refused; the trace shows it sleeping");
-                        return;
-                    }
-                    _fx.Clear();
-                    d.SmcObserved(call, false, _fx);   // no SMC probes: a sleep after admission means the SMC was refused
-                    h.Stats.Refusals++;
-                    ph = d.Phase(call);
-                }
-                // Waking: its completion was already set, so wait_for_completion returns at once.
-                if (!ph.IsAsleep() && ph is not (CallPhase.Waking or CallPhase.WakingRefused))
-                {
-                    Fail(h, $"{h.Name(call)} is {ph.Label()} (admitted at free={d.Free}); the trace shows it sleeping");
-                    return;
-                }
-                h.Stats.Blocks++;
-                return;
-            }
-            case TraceKind.Woken:
-            {
-                var call = Known(h, in e, SeedKind.Asleep);
-                Attach(h, t!, e.Task, call);
-                if (h.FailReason is not null) return;
-                // Returned from wait_for_completion (possibly well before this probe: the wake step was
-                // queued when the wake-up was delivered); the move to the tail and the re-check are two
-                // more critical sections with no probe of their own: they follow before the task's next line.
-                var wakeQueued = h.Pending.Any(p => p.Call == call && p.Kind == TriggerKind.Wake);
-                if (!wakeQueued && !d.Phase(call).IsWaking())
-                    h.Pending.Add(new Pending(e.Task, TriggerKind.Wake, call, d.IsSys(call), e.Line, e.Time));
-                h.Pending.Add(new Pending(e.Task, TriggerKind.Requeue, call, d.IsSys(call), e.Line, e.Time));
-                h.Pending.Add(new Pending(e.Task, TriggerKind.Recheck, call, d.IsSys(call), e.Line, e.Time));
-                return;
-            }
-            case TraceKind.Complete:
-            {
-                var target = Known(h, in e, SeedKind.Running);
-                if (h.FailReason is not null) return;
-                if (t!.ExpectComplete.Count == 0)
-                {
-                    Fail(h, $"the model has no wake-up to hand out here ({Explain.WhyNoWake(h)}); the trace shows {h.Name(target)} completed");
-                    return;
-                }
-                var expected = t.ExpectComplete.Dequeue();
-                if (expected != target)
-                    Fail(h, $"the wake-up goes to {h.Name(expected)} ({Explain.WakeRule(d)}); the trace shows {h.Name(target)}");
-                return;
-            }
-            case TraceKind.Final:
-            {
-                var call = Known(h, in e, SeedKind.Running);
-                Attach(h, t!, e.Task, call);
-                if (h.FailReason is not null || !CheckLeftovers(h, t!)) return;
-                if (e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) h.Stats.CounterMismatches++;
-                h.CheckRead(e.Line, e.Task, e.Time, d.Total > 0 ? e.Free : -1, e.SysReq);
-                // The completion flag is judged where the wait_final runs (Apply).
-                var final = new Pending(e.Task, TriggerKind.Final, call, d.IsSys(call), e.Line, e.Time) { DoneRead = e.Done };
-                if (_finals.Of(e.Line) is { Targets.Count: > 0 } inside)
-                    final = final with { Order = inside.Targets[0].Line, Time = inside.Targets[0].Time };
-                h.Pending.Add(final);
-                return;
-            }
-            case TraceKind.SmcBegin:
-            {
-                if (e.Smc == SmcCall.Fast || t!.Call < 0) { h.Stats.IgnoredSmc++; return; }
-                var ph = d.Phase(t.Call);
-                if (e.Smc == SmcCall.RpcReturn)
-                {
-                    if (ph != CallPhase.InSecure) Fail(h, $"{h.Name(t.Call)} returns from an RPC but is {ph.Label()} in the model");
-                    return;
-                }
-                if (ph != CallPhase.Admitted) Fail(h, $"{h.Name(t.Call)} issues an SMC but is {ph.Label()}: {Explain.WhyBlocked(h, t.Call)}");
-                return;
-            }
-            case TraceKind.SmcEnd:
-            {
-                // The secure world's answer is the board's: the tracepoints bracket the SMC, so which
-                // of two racing SMCs got the last thread cannot be told; what the driver does next is judged.
-                if (t!.Call < 0) { h.Stats.IgnoredSmc++; return; }
-                var ph = d.Phase(t.Call);
-                _fx.Clear();
-                switch (e.Result)
-                {
-                    case SmcResult.ThreadLimit:
-                        if (ph != CallPhase.Admitted) { Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows its SMC refused"); return; }
-                        d.SmcObserved(t.Call, false, _fx);
-                        h.Stats.Refusals++;
-                        return;
-                    case SmcResult.Rpc:
-                        if (ph == CallPhase.Admitted) d.SmcObserved(t.Call, true, _fx);
-                        else if (ph != CallPhase.InSecure) Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows it in the secure world (RPC)");
-                        return;
-                    default:
-                        if (ph == CallPhase.Admitted) d.SmcObserved(t.Call, true, _fx);
-                        else if (ph != CallPhase.InSecure) { Fail(h, $"{h.Name(t.Call)} is {ph.Label()}; the trace shows its SMC returning"); return; }
-                        d.Exit(t.Call, _fx);
-                        return;
-                }
-            }
-            case TraceKind.SysRegister:
-            {
-                _registerSeen = true;
-                var key = e.Session ?? $"task{e.Task}";
-                if (e.Ok == 0)
-                {
-                    if (!h.Sessions.ContainsKey(key) && d.Policy.SystemSessionAllowed(d.Total))
-                        Fail(h, $"policy {d.Policy.Name} accepts a system session with {d.Total} counted threads; the board refused it");
-                    return;
-                }
-                if (h.Sessions.ContainsKey(key)) return;
-                var id = h.Sessions.Count == 0 ? 0 : h.Sessions.Values.Max() + 1;
-                _fx.Clear();
-                if (!d.RegisterSystem(id, _fx)) { Fail(h, $"policy {d.Policy.Name} refuses system sessions here ({_fx[^1].Detail}); the board accepted one"); return; }
-                h.Sessions[key] = id;
-                return;
-            }
-            case TraceKind.CloseBegin:
-                t!.CloseSys = e.Sys == 1;
-                t.CloseSession = e.Session;
-                return;
-        }
-    }
-
-    /// <summary>Wake-ups the model handed out that the trace never showed, before the task's next call.</summary>
-    private bool CheckLeftovers(Hypothesis h, TaskInfo t)
-    {
-        if (t.ExpectComplete.Count == 0) return true;
-        var missing = string.Join(", ", t.ExpectComplete.Select(h.Name));
-        Fail(h, $"the previous wait_final of this task wakes {missing} in the model; the trace shows no such complete");
-        return false;
-    }
-
-    private int Known(Hypothesis h, in TraceEvent e, SeedKind kind)
-    {
-        var w = e.Waiter;
-        if (h.CallOfWaiter.TryGetValue(w, out var call)) return call;
-        if (_introduced.Contains(w))
-        {
-            // Seen begin (or seeded) earlier: in this history it has already ended, so this line cannot happen here.
-            h.FailReason ??= $"waiter {w:x} is not in flight in the model (it ended or never began here), yet a line names it";
-            return -1;
-        }
-        if (!MayPredateTheTrace(in e))
-        {
-            h.FailReason ??= $"waiter {w:x} has no wait_init line, and its task began another call at line {_firstBoundary[e.Task]} (so it was not in flight when the trace began)";
-            return -1;
-        }
-        // A call in flight when the trace began: the check starts over with it (and any others met later) in place.
-        _restart ??= seeds.With(w, kind);
-        h.FailReason ??= $"waiter {w:x} was in flight when the trace began: checking again from the start";
-        return -1;
-    }
-
-    private static void Attach(Hypothesis h, TaskInfo t, int task, int call)
-    {
-        if (call < 0) return;
-        if (t.Call < 0) { t.Call = call; h.TaskOf[call] = task; }   // a seeded waiter meets its task
-        else if (t.Call != call) Fail(h, $"task is in call {h.Name(t.Call)} but the line names {h.Name(call)}");
-    }
-
-    private static void Observe(Hypothesis h)
-    {
-        var (n, sys) = h.D.InSecureByClass();
-        var st = h.Stats;
-        st.MaxIn = Math.Max(st.MaxIn, n + sys); st.MaxNormal = Math.Max(st.MaxNormal, n); st.MaxSys = Math.Max(st.MaxSys, sys);
-        if (h.D.SysReqCount > 0) st.MaxNormalWhileSys = Math.Max(st.MaxNormalWhileSys, n);
-    }
-
     private bool Finish()
     {
         // Triggers still pending at the end happened; apply them in line order (revising if they cannot).
@@ -694,7 +430,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             if (done.FailReason is null && done.UnexplainedRead(double.PositiveInfinity) is { } why) Fail(done, why);
             if (done.FailReason is null)
             {
-                Observe(done);
+                LineJudge.Observe(done);
                 _current = done;
                 return true;
             }
