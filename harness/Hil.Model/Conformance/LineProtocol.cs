@@ -28,7 +28,8 @@ internal sealed class LineProtocol
     private static readonly TraceKind[] Required =
         [TraceKind.WaitInit, TraceKind.Admitted, TraceKind.Block, TraceKind.Woken, TraceKind.Final, TraceKind.SmcBegin, TraceKind.SmcEnd];
 
-    private readonly Dictionary<int, TaskState> _tasks = [];
+    // By task id (the reader numbers tasks 0, 1, 2… as it meets them): one look-up per line.
+    private readonly List<TaskState?> _tasks = [];
     // Per waiter: complete lines naming it since its wait_init or its last woken (-1: met first in
     // another line than wait_init, so a wake-up may predate the trace).
     private readonly Dictionary<ulong, int> _completes = [];
@@ -49,7 +50,9 @@ internal sealed class LineProtocol
     public void See(in TraceEvent e)
     {
         if (!Enabled || Violation is not null || e.Task < 0 || e.Kind is TraceKind.Mark or TraceKind.Header) return;
-        if (!_tasks.TryGetValue(e.Task, out var t))
+        while (_tasks.Count <= e.Task) _tasks.Add(null);
+        var t = _tasks[e.Task];
+        if (t is null)
         {
             // A task first met in the middle of a call (the trace began while it was in flight) is
             // inside a call: its next wait_init needs a final first.

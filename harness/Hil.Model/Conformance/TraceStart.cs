@@ -48,16 +48,19 @@ internal sealed class TraceStart(SeedPlan seeds)
 
     // Per task, the line of its first wait_init or final: a waiter the task names after that line
     // cannot be a call that was in flight when the trace began (its wait_init line is missing).
-    private readonly Dictionary<int, long> _firstBoundary = [];
+    // By task id (small numbers from the reader); long.MaxValue: none yet.
+    private readonly List<long> _firstBoundary = [];
 
     public void NoteBoundary(in TraceEvent e)
     {
-        if (e.Kind is TraceKind.WaitInit or TraceKind.Final && e.Task >= 0) _firstBoundary.TryAdd(e.Task, e.Line);
+        if (e.Kind is not (TraceKind.WaitInit or TraceKind.Final) || e.Task < 0) return;
+        while (_firstBoundary.Count <= e.Task) _firstBoundary.Add(long.MaxValue);
+        if (_firstBoundary[e.Task] == long.MaxValue) _firstBoundary[e.Task] = e.Line;
     }
 
     /// <summary>A complete line names another task's waiter; the others name the line's own task's.</summary>
     public bool MayPredateTheTrace(in TraceEvent e) =>
-        e.Kind == TraceKind.Complete || !_firstBoundary.TryGetValue(e.Task, out var first) || first >= e.Line;
+        e.Kind == TraceKind.Complete || e.Task < 0 || e.Task >= _firstBoundary.Count || _firstBoundary[e.Task] >= e.Line;
 
     /// <summary>The call a line's waiter is in this history; -1 (and the history failed) when it is none, or when the check must start over with it in flight from the start.</summary>
     public int Known(Hypothesis h, in TraceEvent e, SeedKind kind)
