@@ -14,7 +14,9 @@ namespace Hil.Model.Conformance;
 /// </summary>
 internal sealed class LineProtocol
 {
-    private enum At : byte { Unknown, Idle, Arrived, Asleep, Woken, Admitted, InSmc, InRpc, Refused, Returned, Finished }
+    // AsleepRefused/WokenRefused: the sleep after a refused SMC (the call keeps its slot and issues
+    // the same SMC again: no admitted line), apart from a sleep for a slot (ends in admitted).
+    private enum At : byte { Unknown, Idle, Arrived, Asleep, Woken, Admitted, InSmc, InRpc, Refused, Returned, Finished, AsleepRefused, WokenRefused }
 
     private sealed class TaskState
     {
@@ -26,7 +28,8 @@ internal sealed class LineProtocol
     private static readonly TraceKind[] Required =
         [TraceKind.WaitInit, TraceKind.Admitted, TraceKind.Block, TraceKind.Woken, TraceKind.Final, TraceKind.SmcBegin, TraceKind.SmcEnd];
 
-    private readonly Dictionary<int, TaskState> _tasks = [];
+    // By task id (the reader numbers tasks 0, 1, 2… as it meets them): one look-up per line.
+    private readonly List<TaskState?> _tasks = [];
     // Per waiter: complete lines naming it since its wait_init or its last woken (-1: met first in
     // another line than wait_init, so a wake-up may predate the trace).
     private readonly Dictionary<ulong, int> _completes = [];
@@ -47,10 +50,22 @@ internal sealed class LineProtocol
     public void See(in TraceEvent e)
     {
         if (!Enabled || Violation is not null || e.Task < 0 || e.Kind is TraceKind.Mark or TraceKind.Header) return;
-        if (!_tasks.TryGetValue(e.Task, out var t))
+        while (_tasks.Count <= e.Task) _tasks.Add(null);
+        var t = _tasks[e.Task];
+        if (t is null)
         {
-            // A task first met in the middle of a call (the trace began while it was in flight).
-            t = new TaskState { At = e.Kind is TraceKind.WaitInit or TraceKind.CloseBegin or TraceKind.SysRegister ? At.Idle : At.Unknown, Since = e.Line };
+            // A task first met in the middle of a call (the trace began while it was in flight) is
+            // inside a call: its next wait_init needs a final first.
+            t = new TaskState
+            {
+                At = e.Kind switch
+                {
+                    TraceKind.WaitInit or TraceKind.CloseBegin or TraceKind.SysRegister => At.Idle,
+                    TraceKind.Complete => At.Finished,   // complete lines come from a wait_final
+                    _ => At.Unknown,
+                },
+                Since = e.Line,
+            };
             _tasks[e.Task] = t;
         }
         if (_checkCompletes) Wakeups(in e);
@@ -65,7 +80,7 @@ internal sealed class LineProtocol
     private static At? Next(At at, in TraceEvent e) => (at, e.Kind) switch
     {
         (At.Unknown, TraceKind.Final) => At.Finished,
-        (At.Unknown, TraceKind.WaitInit) => At.Arrived,
+        (At.Unknown, TraceKind.WaitInit) => null,
         (At.Unknown, _) => At.Unknown,
         (At.Idle or At.Finished, TraceKind.WaitInit) => At.Arrived,
         (At.Idle or At.Finished, TraceKind.CloseBegin or TraceKind.SysRegister) => At.Idle,
@@ -73,8 +88,9 @@ internal sealed class LineProtocol
         (At.Arrived or At.Woken, TraceKind.Block) => At.Asleep,
         (At.Arrived or At.Woken, TraceKind.Admitted) => At.Admitted,
         (At.Asleep, TraceKind.Woken) => At.Woken,
+        (At.AsleepRefused, TraceKind.Woken) => At.WokenRefused,
         // Woken after a refused SMC: the same SMC is issued again (no new wait_init, no admitted line).
-        (At.Admitted or At.Woken, TraceKind.SmcBegin) when e.Smc == SmcCall.Call => At.InSmc,
+        (At.Admitted or At.WokenRefused, TraceKind.SmcBegin) when e.Smc == SmcCall.Call => At.InSmc,
         (At.InRpc, TraceKind.SmcBegin) when e.Smc == SmcCall.RpcReturn => At.InSmc,
         (At.InSmc, TraceKind.SmcEnd) => e.Result switch
         {
@@ -82,7 +98,7 @@ internal sealed class LineProtocol
             SmcResult.ThreadLimit => At.Refused,
             _ => At.Returned,
         },
-        (At.Refused, TraceKind.Block) => At.Asleep,
+        (At.Refused, TraceKind.Block) => At.AsleepRefused,
         (At.Returned, TraceKind.Final) => At.Finished,
         _ => null,
     };
@@ -91,29 +107,30 @@ internal sealed class LineProtocol
     {
         At.Idle => "a task with no call in flight",
         At.Arrived => "its wait_init",
-        At.Asleep => "its block",
-        At.Woken => "its woken",
+        At.Asleep or At.AsleepRefused => "its block",
+        At.Woken or At.WokenRefused => "its woken",
         At.Admitted => "its admitted",
         At.InSmc => "its smc_begin",
         At.InRpc => "its smc_end (rpc)",
         At.Refused => "its smc_end (ethread_limit/busy)",
         At.Returned => "its smc_end",
         At.Finished => "its final",
-        _ => "its last line",
+        _ => "a line of a call in flight when the trace began",
     };
 
     private static string Missing(At at) => at switch
     {
         At.Idle or At.Finished => "a wait_init",
         At.Arrived => "an admitted or block",
-        At.Asleep => "a woken",
-        At.Woken => "an admitted, block or smc_begin",
+        At.Asleep or At.AsleepRefused => "a woken",
+        At.Woken => "an admitted or block",
+        At.WokenRefused => "an smc_begin (the refused SMC again)",
         At.Admitted => "an smc_begin",
         At.InSmc => "an smc_end",
         At.InRpc => "an smc_begin (rpc_return)",
         At.Refused => "a block",
         At.Returned => "a final",
-        _ => "a",
+        _ => "a final",
     };
 
     private void Wakeups(in TraceEvent e)

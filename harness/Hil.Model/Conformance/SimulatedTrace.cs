@@ -22,9 +22,14 @@ public sealed class SimulatedTraceWriter : ITimelineSink
 
     public long Lines { get; private set; }
 
-    public SimulatedTraceWriter(Scenario scenario, Action<string> writeLine)
+    private readonly bool _counters;
+
+    /// <param name="counters">Also write the counters the board's probes read (free, sysreq and total on
+    /// wait_init, free and sysreq on admitted and final, done on final), as a kernel with BTF does.</param>
+    public SimulatedTraceWriter(Scenario scenario, Action<string> writeLine, bool counters = false)
     {
         _scenario = scenario;
+        _counters = counters;
         _write = writeLine;
         _sessionClient = scenario.Sessions.ToDictionary(s => $"{scenario.Clients[s.Client].Name}/{s.Name}", s => s.Client);
         _deferredWoken = new string?[scenario.Clients.Count];
@@ -53,9 +58,9 @@ public sealed class SimulatedTraceWriter : ITimelineSink
         {
             case "arrive":
                 if (spec.IsClose) Line(t, c, "close_begin", $"\"sys\":{(SysOf(e) ? 1 : 0)},\"session\":\"{_scenario.Clients[c].Name}/{_scenario.Sessions[spec.Session].Name}\"");
-                Line(t, c, "wait_init", $"\"w\":\"{Waiter(c):x}\",\"sys\":{(SysOf(e) ? 1 : 0)}");
+                Line(t, c, "wait_init", $"\"w\":\"{Waiter(c):x}\",\"sys\":{(SysOf(e) ? 1 : 0)}" + Counters(e.FreeBefore, e.SysReqBefore, total: true));
                 break;
-            case "admitted": Line(t, c, "admitted", null); break;
+            case "admitted": Line(t, c, "admitted", _counters ? Counters(e.Free, e.SysReq, total: false)[1..] : null); break;
             case "blocked": Line(t, c, "block", $"\"w\":\"{Waiter(c):x}\""); break;
             case "enter": Line(t, c, "smc_begin", "\"smc\":\"call\""); break;
             case "ethread-limit" or "busy":
@@ -66,7 +71,9 @@ public sealed class SimulatedTraceWriter : ITimelineSink
             case "end":
                 _ender = c;
                 Line(t, c, "smc_end", "\"result\":\"ok\"");
-                Line(t, c, "final", $"\"w\":\"{Waiter(c):x}\"");
+                // Probed before the lock: the counters before this wait_final's step.
+                Line(t, c, "final", $"\"w\":\"{Waiter(c):x}\"" + Counters(e.FreeBefore, e.SysReqBefore, total: false) +
+                     (_counters ? $",\"done\":{(e.Detail == "completion set" ? 1 : 0)}" : ""));
                 break;
             case "woken":
                 Line(t, _ender, "complete", $"\"w\":\"{Waiter(c):x}\"");
@@ -76,6 +83,14 @@ public sealed class SimulatedTraceWriter : ITimelineSink
                 Line(t, _ender, "complete", $"\"w\":\"{Waiter(c):x}\"");
                 break;
         }
+    }
+
+    private string Counters(int free, int sysReq, bool total)
+    {
+        if (!_counters || free < 0) return "";
+        // free means something only when the driver counts.
+        var counting = _scenario.DriverTotal > 0;
+        return (counting ? $",\"free\":{free}" : "") + $",\"sysreq\":{sysReq}" + (total && counting ? $",\"total\":{_scenario.DriverTotal}" : "");
     }
 
     /// <summary>Writes any woken lines still held back (call at the end of the simulation).</summary>

@@ -277,9 +277,11 @@ public sealed class DriverState
         Require(_phase[call] == CallPhase.Exited, call, "end");
         RemoveFromList(call);
         if (Total > 0) Free++;
-        fx.Add(new(EffectKind.Ended, call));
-        CompleteOne(fx);
+        // Out of the list, its own flag is untouched by complete_one: known now, and told (a trace
+        // writer shows it as the wait_final probe's "done").
         var owes = _done[call];
+        fx.Add(new(EffectKind.Ended, call, owes ? "completion set" : null));
+        CompleteOne(fx);
         // The phase alone records the debt: the call is out of the list, so its flag is nobody's business.
         _done[call] = false;
         _phase[call] = owes ? CallPhase.Forwarding : CallPhase.Ended;

@@ -151,8 +151,8 @@ public static class Explorer
             .OrderBy(f => f.Template.Kind).ThenBy(f => f.Index)
             .Select(f =>
             {
-                var (path, end) = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry);
-                return AtEndOfPath(scenario, f.Template, path, end);
+                var (path, end, last) = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry);
+                return AtEndOfPath(scenario, f.Template, path, end, last);
             })
             .ToList();
         return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
@@ -195,7 +195,7 @@ public static class Explorer
     /// canonical one it was recorded on. Every printed step is then one the printed state before
     /// it allows, and the path replays step by step with the step API. Also returns the last state.
     /// </summary>
-    private static (IReadOnlyList<PathStep> Path, ScenarioRun End) PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
+    private static (IReadOnlyList<PathStep> Path, ScenarioRun End, List<Effect> LastEffects) PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
     {
         var codes = new List<int>();
         for (var i = index; i > 0; i = parent[i]) codes.Add(via[i]);
@@ -216,7 +216,7 @@ public static class Explorer
             var outcome = string.Join(", ", fx.Select(e => Describe(scenario, run, e)).Where(s => s.Length > 0));
             path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState(), step));
         }
-        return (path, run);
+        return (path, run, fx);
     }
 
     /// <summary>Maps a step recorded on the canonical form of a state back onto the state itself.</summary>
@@ -237,7 +237,7 @@ public static class Explorer
     }
 
     /// <summary>The finding as seen at the end of its replayed path (real names, not canonical ones).</summary>
-    private static Finding AtEndOfPath(Scenario scenario, Finding template, IReadOnlyList<PathStep> path, ScenarioRun end)
+    private static Finding AtEndOfPath(Scenario scenario, Finding template, IReadOnlyList<PathStep> path, ScenarioRun end, List<Effect> lastStep)
     {
         switch (template.Kind)
         {
@@ -246,8 +246,9 @@ public static class Explorer
             case FindingKind.Deadlock:
                 var stuck = Enumerable.Range(0, scenario.Calls.Count).Where(c => end.Driver.Phase(c) != CallPhase.Ended).ToList();
                 return Finding.Deadlock(scenario, stuck, end, null) with { Path = path };
-            case FindingKind.InvariantBroken:
-                return template with { State = end.DescribeState(), Path = path };
+            case FindingKind.InvariantBroken when lastStep.FirstOrDefault(e => e.Kind == EffectKind.InvariantBroken) is { Kind: EffectKind.InvariantBroken } broken:
+                // Named after the real caller of the last step, as the path shows it.
+                return Finding.Invariant(scenario, broken.Subject, broken.Detail ?? "", null, end.DescribeState()) with { Path = path };
             default:
                 return template with { Path = path };
         }

@@ -180,10 +180,14 @@ public static class Simulator
 
         public void MarkEntered(int call, long now) => stats[call] = stats[call] with { EnteredAt = now };
 
+        // The counters as the last flushed step left them: the values before the step being flushed.
+        private int _freeBefore = run.Driver.Free, _sysReqBefore = run.Driver.SysReqCount;
+
         public void Flush(List<Effect> fx, long now)
         {
             foreach (var e in fx) Record(e, now);
             fx.Clear();
+            (_freeBefore, _sysReqBefore) = (run.Driver.Free, run.Driver.SysReqCount);
         }
 
         private void Record(Effect e, long now)
@@ -234,7 +238,7 @@ public static class Simulator
             var subject = name ?? run.SessionName(e.Subject);
             var te = new TimelineEvent(now, name is null ? -1 : e.Subject, subject, ev, e.Detail,
                 run.Driver.Free, run.Driver.SysReqCount, run.Driver.SecureFree, keep || sink is not null ? run.DescribeStateBriefly() : "",
-                name is not null && run.Driver.IsSys(e.Subject));
+                name is not null && run.Driver.IsSys(e.Subject), _freeBefore, _sysReqBefore);
             if (keep) Events.Add(te);
             sink?.Write(te);
         }
@@ -248,8 +252,10 @@ public interface ITimelineSink
 }
 
 /// <summary>One moment of a call's life. Times are microseconds from the scenario's start.</summary>
+/// <param name="FreeBefore">free before the step this event is part of (what a probe before the lock reads).</param>
+/// <param name="SysReqBefore">sys_req_count before that step.</param>
 public sealed record TimelineEvent(long TimeUs, int Call, string Subject, string Event, string? Detail,
-    int Free, int SysReq, int SecureFree, string State, bool Sys = false);
+    int Free, int SysReq, int SecureFree, string State, bool Sys = false, int FreeBefore = -1, int SysReqBefore = -1);
 
 /// <summary>What a call experienced (microseconds).</summary>
 public sealed record CallStats(string Name = "", bool Sys = false, long? ArrivedAt = null, long? AdmittedAt = null,

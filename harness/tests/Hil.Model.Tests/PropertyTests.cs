@@ -98,6 +98,20 @@ public class PropertyTests
     }
 
     [Test]
+    public void Every_simulated_run_with_its_counters_written_conforms()
+    {
+        Scenarios.Sample(g =>
+        {
+            var r = ConformanceChecker.CheckText(ConformanceTests.TraceOf(Build(g), counters: true));
+            return r.Conforms;
+        }, iter: 300, print: g =>
+        {
+            var r = ConformanceChecker.CheckText(ConformanceTests.TraceOf(Build(g), counters: true));
+            return DescribeForFailure(g) + "\n" + ConformanceTests.TraceOf(Build(g), counters: true) + "\n" + string.Join("\n", ConformanceRendering.Text(r));
+        });
+    }
+
+    [Test]
     public void A_trace_with_one_line_removed_is_caught_or_still_explainable_never_a_crash()
     {
         // Dropping a line must give a clean verdict (conforms or a divergence), never an exception.
