@@ -43,8 +43,12 @@ public sealed record DriverBuild(
 /// board. Builds are cached by a key of everything that goes in: the build root, the source and
 /// the series' diffs.
 /// </summary>
-public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, KernelSource source, ModuleKit kit, ILogger log)
+public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, KernelSource source, ModuleKit kit, ILogger log,
+    Hil.Workloads.BuildCache? builds = null)
 {
+    /// <summary>Where finished builds are kept (&lt;cache&gt;/patches/builds unless given).</summary>
+    private readonly Hil.Workloads.BuildCache _builds = builds ?? PatchCache.For(cache);
+
     public const string RecipeVersion = "driver build v2";
     private const string InfoFile = "build.json";
     /// <summary>How many compiler errors a "does not build" refusal quotes.</summary>
@@ -59,7 +63,7 @@ public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, Kernel
         var name = $"{root.KernelRelease}-{(series is null ? "control" : "patched")}-{key}";
         var total = Stopwatch.StartNew();
         TimeSpan apply = TimeSpan.Zero, make = TimeSpan.Zero;
-        var (dir, reused) = await PatchCache.For(cache).GetOrBuildAsync("builds", name, async target =>
+        var (dir, reused) = await _builds.GetOrBuildAsync("builds", name, async target =>
         {
             // The tree lives inside the root so that the chroot'ed make sees it as /build/NAME. NAME is the
             // build's key, never a per-process folder: the path is compiled into the debug info that the

@@ -25,6 +25,8 @@ public sealed class PatchBuildJob(HilCache cache, ILogger log)
 {
     public string Mirror { get; init; } = new ProvisionOptions().Mirror;
     public string SecurityMirror { get; init; } = new ProvisionOptions().SecurityMirror;
+    /// <summary>Where driver builds are kept (default: the cache's patches/builds); a test points it at a fresh folder to force real builds.</summary>
+    public Hil.Workloads.BuildCache? Builds { get; init; }
 
     public async Task<PatchBuildResult> RunAsync(IReadOnlyList<string> seriesFiles, string board, CancellationToken ct)
     {
@@ -39,7 +41,7 @@ public sealed class PatchBuildJob(HilCache cache, ILogger log)
         var checkApply = sw.Elapsed;
 
         var root = await BuildRoot.EnsureAsync(cache, kernel, Mirror, SecurityMirror, log, ct);
-        var builder = new DriverBuilder(cache, root, source, kit, log);
+        var builder = new DriverBuilder(cache, root, source, kit, log, Builds);
         var control = await builder.BuildControlAsync(ct);
         var patched = await builder.BuildAsync(series, ct);
         return new PatchBuildResult(kernel, series, source, root, control, patched, checkApply, total.Elapsed);

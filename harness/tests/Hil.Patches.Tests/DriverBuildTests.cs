@@ -25,8 +25,13 @@ public class DriverBuildTests
     [Test]
     public async Task The_control_and_a_bug_patch_build_with_aligned_patch_sites_and_their_own_build_ids()
     {
-        var job = new PatchBuildJob(Cache, Log);
+        // Builds go to a fresh folder so that both really compile here (source and build root stay shared).
+        using var builds = new TempDir();
+        var job = new PatchBuildJob(Cache, Log) { Builds = new Hil.Workloads.BuildCache(builds.Path) };
         var r = await job.RunAsync([Repo.Patch("bug-02-admission-off-by-one.patch")], Board, CancellationToken.None);
+        Assert.That(r.Control.Reused || r.Patched.Reused, Is.False, "both built in this test");
+        Assert.That(r.Control.Make + r.Patched.Make, Is.GreaterThan(TimeSpan.FromSeconds(2)), "make really compiled");
+        TestContext.Progress.WriteLine($"control: make {r.Control.Make.TotalSeconds:0.0} s, patched: make {r.Patched.Make.TotalSeconds:0.0} s");
 
         Assert.That(r.Kernel.Release, Does.StartWith("6.12."));
         Assert.That(r.Source.Package, Is.EqualTo("linux-source-6.12"));
