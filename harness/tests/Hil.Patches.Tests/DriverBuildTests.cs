@@ -20,6 +20,9 @@ public class DriverBuildTests
     [OneTimeTearDown]
     public void CloseLog() => Log.Dispose();
 
+    [OneTimeSetUp]
+    public Task Provision() => QemuOptee.EnsureProvisionedAsync(Log);
+
     private static string BuildsFolder => Path.Combine(Cache.Root, "patches", "builds");
 
     [Test]

@@ -18,6 +18,9 @@ public class ModuleSwapBoardTests
     [OneTimeTearDown]
     public void CloseLog() => Log.Dispose();
 
+    [OneTimeSetUp]
+    public Task Provision() => QemuOptee.EnsureProvisionedAsync(Log);
+
     [Test]
     public async Task A_patched_driver_and_the_control_swap_in_with_their_build_ids_and_serve_xtest()
     {

@@ -38,3 +38,30 @@ internal sealed class TempDir : IDisposable
         if (Directory.Exists(Path)) Directory.Delete(Path, recursive: true);
     }
 }
+
+/// <summary>
+/// The qemu-optee board provisioned once per test run (warm when the cache has it: no network),
+/// so that the build and board tests also run first on a fresh machine.
+/// </summary>
+internal static class QemuOptee
+{
+    public const string Board = "qemu-optee";
+    private static readonly SemaphoreSlim Gate = new(1, 1);
+    private static bool _done;
+
+    public static async Task EnsureProvisionedAsync(Serilog.ILogger log)
+    {
+        await Gate.WaitAsync();
+        try
+        {
+            if (_done) return;
+            var cache = Hil.Qemu.Provisioning.HilCache.Default();
+            var recipe = Hil.Qemu.Provisioning.BoardRecipe.Mainline;
+            if (Hil.Qemu.Provisioning.QemuProvisioner.Current(cache, recipe) is null)
+                await new Hil.Qemu.Provisioning.QemuProvisioner(cache, new Hil.Qemu.Provisioning.ProvisionOptions(), log,
+                    new Hil.Qemu.Provisioning.LogProvisionProgress(log)).ProvisionAsync([recipe], CancellationToken.None);
+            _done = true;
+        }
+        finally { Gate.Release(); }
+    }
+}
