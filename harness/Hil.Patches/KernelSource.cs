@@ -45,6 +45,8 @@ public sealed record KernelSource
             var aptRoot = cache.Apt(kernel.AptConfiguration);
             if (!File.Exists(Path.Combine(aptRoot, "apt.conf")))
                 throw new PatchRejectedException(PatchRejection.Board, $"{kernel.Board}: its apt configuration {aptRoot} is missing; run: tools/hil provision --board {kernel.Board}");
+            // The lists and the pool are provisioning's: hold its lock while reading or refreshing them.
+            using var held = await ProvisionLock.AcquireAsync(cache, log, TimeSpan.FromMinutes(30), ct);
             // The configuration provisioning wrote (and updated) for this board: read it, never rewrite it.
             var apt = new PrivateApt(kernel.AptConfiguration, aptRoot, "arm64", [new AptSource("(provisioned)", kernel.KernelSuite)]);
             var pool = new DebPool(cache);
