@@ -27,10 +27,22 @@ public sealed partial record BuildRoot
     public required string Compiler { get; init; }
     public bool Reused { get; init; }
     public TimeSpan? Created { get; init; }
+    /// <summary>
+    /// make variables for every build: none when Debian cross-built the kernel (6.12's .config
+    /// names aarch64-linux-gnu-gcc-14, which the headers use as they are); for a kernel built
+    /// natively on arm64 (6.1: "gcc-12") the same compiler version as the cross compiler.
+    /// </summary>
+    public IReadOnlyList<string> MakeVariables { get; init; } = [];
+    /// <summary>
+    /// The kernel patches every function entry with ftrace CALL_OPS and BUGs on a misaligned one
+    /// (CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS=y: Debian 6.12). 6.1 has no such requirement: its
+    /// modules have functions on 4-byte boundaries and load fine.
+    /// </summary>
+    public bool RequiresAlignedPatchSites { get; init; } = true;
 
     private const string InfoFile = "buildroot.json";
     private const string Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
-    public const string RecipeVersion = "buildroot v1";
+    public const string RecipeVersion = "buildroot v1";  // unchanged: 6.12 roots made before the headers fix are identical
 
     /// <summary>Host paths a build root needs beyond the Debian packages tools/prereqs installs.</summary>
     public static readonly IReadOnlyList<string> HostTools = ["debootstrap", "chroot", "dpkg-deb"];
@@ -67,6 +79,9 @@ public sealed partial record BuildRoot
         {
             Directory = dir, Root = Path.Combine(dir, "root"), Key = name, KernelRelease = info.KernelRelease,
             HeadersInRoot = headers, Compiler = info.Compiler, Reused = reused, Created = created,
+            MakeVariables = await MakeVariablesAsync(Path.Combine(dir, "root"), headers, ct),
+            RequiresAlignedPatchSites = (await File.ReadAllTextAsync(Path.Combine(dir, "root", headers.TrimStart('/'), ".config"), ct))
+                .Contains("\nCONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS=y\n", StringComparison.Ordinal),
         };
         if (!File.Exists(result.HostPath(headers + "/Makefile")))
             throw new PatchEnvironmentException($"{result.Root}: no {headers}/Makefile; delete {dir} to make the build root again");
@@ -102,7 +117,15 @@ public sealed partial record BuildRoot
             if (sha != p.Sha256) throw new PatchEnvironmentException($"{pool.PathOf(p)}: sha256 {sha} does not match the board's manifest ({p.Sha256})");
         }
         // arm64 headers: unpacked, not installed (installing would pull the arm64 kbuild and arm64 libc).
-        await pool.ExtractAsync(kernel.ArchHeaders, root, ct);
+        // Unpacked beside and only usr/src moved in: older packages (6.1) also ship lib/modules/…, and
+        // unpacking that over the root would replace its merged-/usr 'lib' symlink with a folder (then
+        // no program in the root finds its loader).
+        var unpacked = Path.Combine(Path.GetDirectoryName(root)!, "arch-headers");
+        await pool.ExtractAsync(kernel.ArchHeaders, unpacked, ct);
+        var from = Path.Combine(unpacked, headers.TrimStart('/'));
+        if (!System.IO.Directory.Exists(from)) throw new PatchEnvironmentException($"{kernel.ArchHeaders} has no {headers}");
+        System.IO.Directory.Move(from, Path.Combine(root, headers.TrimStart('/')));
+        System.IO.Directory.Delete(unpacked, recursive: true);
         var gcc = await CompilerPackageAsync(root, headers, ct);
 
         var debs = Path.Combine(root, "tmp/hil-debs");
@@ -129,6 +152,15 @@ public sealed partial record BuildRoot
         return $"gcc-{int.Parse(m.Groups[1].Value) / 10000}-aarch64-linux-gnu";
     }
 
+    private static async Task<IReadOnlyList<string>> MakeVariablesAsync(string root, string headers, CancellationToken ct)
+    {
+        var config = await File.ReadAllTextAsync(Path.Combine(root, headers.TrimStart('/'), ".config"), ct);
+        var text = CompilerText().Match(config);
+        if (text.Success && text.Groups[1].Value.StartsWith("aarch64-linux-gnu-", StringComparison.Ordinal)) return [];
+        var major = (await CompilerPackageAsync(root, headers, ct)).Split('-')[1];
+        return ["ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-", $"CC=aarch64-linux-gnu-gcc-{major}"];
+    }
+
     private static async Task<string> CompilerAsync(string root, string headers, CancellationToken ct)
     {
         var gcc = (await CompilerPackageAsync(root, headers, ct)).Replace("gcc-", "").Replace("-aarch64-linux-gnu", "");
@@ -152,6 +184,9 @@ public sealed partial record BuildRoot
         try { return await ExternalTool.RunAsync(tool, args, environment: env, ct: ct); }
         catch (ExternalToolException ex) { throw new PatchEnvironmentException($"making the build root failed: {ex.Message}", ex); }
     }
+
+    [GeneratedRegex(@"^CONFIG_CC_VERSION_TEXT=""([^""]*)""$", RegexOptions.Multiline)]
+    private static partial Regex CompilerText();
 
     [GeneratedRegex(@"^CONFIG_GCC_VERSION=(\d+)$", RegexOptions.Multiline)]
     private static partial Regex GccVersion();

@@ -17,8 +17,10 @@ public sealed record BuiltDriverModule(
     string BuildId,
     string VerMagic,
     long Size,
-    /// <summary>ftrace patch sites (__patchable_function_entries entries), every one checked 8-byte aligned.</summary>
-    int PatchSites);
+    /// <summary>ftrace patch sites (__patchable_function_entries entries).</summary>
+    int PatchSites,
+    /// <summary>Whether every site was checked 8-byte aligned (only kernels with ftrace CALL_OPS need it).</summary>
+    bool AlignmentChecked = true);
 
 /// <summary>A finished build of drivers/tee/ (patched, or the control with no patch).</summary>
 public sealed record DriverBuild(
@@ -84,7 +86,8 @@ public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, Kernel
 
                 sw.Restart();
                 var module = wholeTree ? "drivers/tee" : "drivers/tee/optee";
-                var args = new List<string> { root.Root, "make", "-C", root.HeadersInRoot, $"M={inRoot}/{module}", "-j" + Math.Max(1, Environment.ProcessorCount), "modules" };
+                List<string> args = [root.Root, "make", "-C", root.HeadersInRoot, $"M={inRoot}/{module}", .. root.MakeVariables,
+                    "-j" + Math.Max(1, Environment.ProcessorCount), "modules"];
                 log.Information("patch: building {What} ({Command})", series is null ? "the control" : $"{series.Patches.Count} patch(es)", ExternalTool.Describe("chroot", args));
                 var r = await ExternalTool.RunAsync("chroot", args, check: false, ct: ct);
                 make = sw.Elapsed;
@@ -136,6 +139,11 @@ public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, Kernel
     /// </summary>
     private async Task<BuiltDriverModule> InspectAsync(string name, string ko, bool control, CancellationToken ct)
     {
+        var readelf = KmodBuilder.ToolPrefix(kit) + "readelf";
+        var sections = ReadElfOutput.Sections(await Tool(readelf, ["-SW", ko], ct));
+        var sites = PatchSites.Read(await Tool(readelf, ["-rW", ko], ct), sections);
+        if (!root.RequiresAlignedPatchSites)
+            return await IdentifyAsync(name, ko, sites.Count, aligned: false, ct);
         try
         {
             await KmodBuilder.CheckAlignmentAsync(kit, ko, ct);
@@ -145,9 +153,6 @@ public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, Kernel
             if (control) throw new PatchEnvironmentException($"the control build is not deployable: {ex.Message}", ex);
             throw new PatchRejectedException(PatchRejection.NotDeployable, ex.Message, ex.Problems);
         }
-        var readelf = KmodBuilder.ToolPrefix(kit) + "readelf";
-        var sections = ReadElfOutput.Sections(await Tool(readelf, ["-SW", ko], ct));
-        var sites = PatchSites.Read(await Tool(readelf, ["-rW", ko], ct), sections);
         var problems = PatchSites.Problems(sites, sections);
         if (sites.Count == 0) problems = [.. problems, "no __patchable_function_entries: not built for this kernel's ftrace"];
         if (problems.Count > 0)
@@ -156,13 +161,19 @@ public sealed partial class DriverBuilder(HilCache cache, BuildRoot root, Kernel
             if (control) throw new PatchEnvironmentException("the control build: " + message);
             throw new PatchRejectedException(PatchRejection.NotDeployable, message, problems);
         }
-        var notes = await Tool(readelf, ["-n", ko], ct);
+        return await IdentifyAsync(name, ko, sites.Count, aligned: true, ct);
+    }
+
+    /// <summary>The module's GNU build ID and vermagic (which must name the board's kernel).</summary>
+    private async Task<BuiltDriverModule> IdentifyAsync(string name, string ko, int sites, bool aligned, CancellationToken ct)
+    {
+        var notes = await Tool(KmodBuilder.ToolPrefix(kit) + "readelf", ["-n", ko], ct);
         var id = BuildIdLine().Match(notes);
         if (!id.Success) throw new PatchEnvironmentException($"{ko} has no GNU build ID note");
         var vermagic = KernelModuleInfo.Read(ko)["vermagic"] ?? throw new PatchEnvironmentException($"{ko} has no vermagic");
         if (vermagic.Split(' ')[0] != root.KernelRelease)
             throw new PatchEnvironmentException($"{ko}: vermagic '{vermagic}' does not name kernel {root.KernelRelease}");
-        return new BuiltDriverModule(name, ko, id.Groups[1].Value, vermagic, new FileInfo(ko).Length, sites.Count);
+        return new BuiltDriverModule(name, ko, id.Groups[1].Value, vermagic, new FileInfo(ko).Length, sites, aligned);
     }
 
     /// <summary>An exclusive lock on a file (flock: released by the kernel if the holder dies); waits for another holder.</summary>

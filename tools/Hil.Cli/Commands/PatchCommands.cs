@@ -151,7 +151,7 @@ public static class PatchCommands
         {
             var how = b.Reused ? "cached" : $"built in {S(b.Total)}: apply {S(b.Apply)}, make {S(b.Make)}";
             foreach (var m in b.Modules)
-                Console.WriteLine($"{what + ":",-11} {m.Path} build-id {m.BuildId} ({m.Size / 1024} KiB, {m.PatchSites} ftrace patch sites 8-byte aligned) [{how}]");
+                Console.WriteLine($"{what + ":",-11} {m.Path} build-id {m.BuildId} ({m.Size / 1024} KiB, {m.PatchSites} ftrace patch sites{(m.AlignmentChecked ? " 8-byte aligned" : "; this kernel needs no 8-byte alignment")}) [{how}]");
         }
         Console.WriteLine($"total:      {S(r.Total)}");
     }
