@@ -21,11 +21,13 @@ public sealed class ConsolePeer : IAsyncDisposable
     private readonly PeerTransport _transport;
     private readonly string? _preLogin;
     private readonly string? _bootScript;
+    private readonly bool _echoPassword;
     private PeerProcess? _socat;
     private int _generation;
 
-    private ConsolePeer(string dir, PeerShell shell, string user, string? password, PeerTransport transport, string? preLogin, string? bootScript)
+    private ConsolePeer(string dir, PeerShell shell, string user, string? password, PeerTransport transport, string? preLogin, string? bootScript, bool echoPassword)
     {
+        _echoPassword = echoPassword;
         _bootScript = bootScript;
         Directory = dir;
         _shell = shell;
@@ -63,12 +65,15 @@ public sealed class ConsolePeer : IAsyncDisposable
     /// Starts the peer. <paramref name="password"/> null = no login (an auto-login console: the shell
     /// starts at once). <paramref name="preLogin"/> is printed before the login prompt (boot noise);
     /// <paramref name="bootScript"/> is bash code run first (a scripted bootloader for boot-stage tests).
+    /// <paramref name="echoPassword"/>: the password prompt leaves the tty's echo on, so the typed password
+    /// comes back on the console (a misconfigured getty, a bootloader-style password prompt).
     /// </summary>
     public static async Task<ConsolePeer> StartAsync(PeerShell shell = PeerShell.Dash, string? password = "hil-secret",
-        PeerTransport transport = PeerTransport.Pty, string user = "hiltest", string? preLogin = null, string? bootScript = null)
+        PeerTransport transport = PeerTransport.Pty, string user = "hiltest", string? preLogin = null, string? bootScript = null,
+        bool echoPassword = false)
     {
         var dir = System.IO.Directory.CreateTempSubdirectory("hil-console-").FullName;
-        var peer = new ConsolePeer(dir, shell, user, password, transport, preLogin, bootScript);
+        var peer = new ConsolePeer(dir, shell, user, password, transport, preLogin, bootScript, echoPassword);
         if (password is not null) await File.WriteAllTextAsync(peer.PasswordFile, password + "\n").ConfigureAwait(false);
         peer.WriteLoginScript();
         await peer.StartSocatAsync().ConfigureAwait(false);
@@ -100,7 +105,7 @@ public sealed class ConsolePeer : IAsyncDisposable
             while :; do
               printf 'hil-peer login: '
               IFS= read -r user || exit 0
-              stty -echo; printf 'Password: '; IFS= read -r pass; stty echo; printf '\n'
+              {{(_echoPassword ? "printf 'Password: '; IFS= read -r pass" : "stty -echo; printf 'Password: '; IFS= read -r pass; stty echo; printf '\\n'")}}
               if [ "$user" = '{{_user}}' ] && [ "$pass" = "$(cat '{{PasswordFile}}')" ]; then break; fi
               sleep 1; printf '\nLogin incorrect\n'
             done

@@ -98,11 +98,19 @@ public sealed class PeerProcess : IDisposable
     }
 
     /// <summary>Runs a tool to completion; throws with its output if it fails.</summary>
-    public static string Run(string file, params string[] args)
+    public static string Run(string file, params string[] args) => Run(file, args, null);
+
+    /// <summary>Runs a tool to completion with <paramref name="stdin"/> as its input (secrets never go on a command line).</summary>
+    public static string Run(string file, string[] args, string? stdin)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+        if (stdin is not null)
+        {
+            p.StandardInput.Write(stdin);
+            p.StandardInput.Close();
+        }
         var err = p.StandardError.ReadToEndAsync();
         var output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 
 namespace Hil.Peers;
 
@@ -10,11 +11,23 @@ public sealed class SshdPeer : IAsyncDisposable
 {
     private PeerProcess? _process;
 
-    private SshdPeer(string dir, int port)
+    private SshdPeer(string dir, int port, bool passwordUser)
     {
         Directory = dir;
         Port = port;
+        if (passwordUser) PasswordUserPassword = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
     }
+
+    /// <summary>
+    /// The user that logs in with a password (only with <c>passwordUser: true</c>). It exists only inside
+    /// the sshd's own mount namespace, where copies of /etc/passwd, /etc/shadow and /etc/group with this
+    /// user added are bind-mounted over the real ones: the machine's accounts are never touched, and
+    /// nothing is left behind if a test dies.
+    /// </summary>
+    public string PasswordUser => "hilpwtest";
+
+    /// <summary>The password user's password (random per peer); null without a password user.</summary>
+    public string? PasswordUserPassword { get; }
 
     public string Directory { get; }
     public int Port { get; private set; }
@@ -29,10 +42,13 @@ public sealed class SshdPeer : IAsyncDisposable
     /// <summary>The public host key line ("ssh-ed25519 AAAA...") for known_hosts files.</summary>
     public string HostKeyLine => File.ReadAllText(HostKeyPath + ".pub").Trim();
 
-    public static async Task<SshdPeer> StartAsync(string? directory = null)
+    /// <param name="directory">where config, keys and logs go (a new temp directory by default)</param>
+    /// <param name="passwordUser">also accept password logins for <see cref="PasswordUser"/> (needs root: a mount namespace)</param>
+    public static async Task<SshdPeer> StartAsync(string? directory = null, bool passwordUser = false)
     {
         var dir = directory ?? System.IO.Directory.CreateTempSubdirectory("hil-sshd-").FullName;
-        var peer = new SshdPeer(dir, 0);
+        var peer = new SshdPeer(dir, 0, passwordUser);
+        if (passwordUser) peer.WriteAccountFiles();
         peer.NewHostKey();
         PeerProcess.Run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hil-test-user", "-f", peer.UserKeyPath);
         File.Copy(peer.UserKeyPath + ".pub", Path.Combine(dir, "authorized_keys"));
@@ -58,8 +74,7 @@ public sealed class SshdPeer : IAsyncDisposable
         {
             if (Port == 0 || attempt > 0) Port = PeerProcess.FreePort();
             WriteConfig();
-            var sshd = File.Exists("/usr/sbin/sshd") ? "/usr/sbin/sshd" : "sshd";
-            _process = PeerProcess.Start([sshd, "-D", "-e", "-f", Path.Combine(Directory, "sshd_config")], LogPath);
+            _process = PeerProcess.Start(SshdArgv(), LogPath);
             try
             {
                 await PeerProcess.WaitForPortAsync(Port, TimeSpan.FromSeconds(10), () => !_process.HasExited).ConfigureAwait(false);
@@ -73,6 +88,40 @@ public sealed class SshdPeer : IAsyncDisposable
         }
     }
 
+    private string AccountFile(string name) => Path.Combine(Directory, "etc-" + name);
+
+    /// <summary>
+    /// sshd with its config; with a password user, inside a private mount namespace (unshare -m) where
+    /// the account files are this peer's copies. Paths travel as positional arguments, never spliced
+    /// into the script.
+    /// </summary>
+    private List<string> SshdArgv()
+    {
+        var sshd = File.Exists("/usr/sbin/sshd") ? "/usr/sbin/sshd" : "sshd";
+        List<string> argv = [sshd, "-D", "-e", "-f", Path.Combine(Directory, "sshd_config")];
+        if (PasswordUserPassword is null) return argv;
+        return
+        [
+            "unshare", "--mount", "--propagation", "private", "sh", "-c",
+            "mount --bind \"$1\" /etc/passwd && mount --bind \"$2\" /etc/shadow && mount --bind \"$3\" /etc/group && shift 3 && exec \"$@\"",
+            "sshd-peer", AccountFile("passwd"), AccountFile("shadow"), AccountFile("group"), .. argv,
+        ];
+    }
+
+    /// <summary>Copies of the account files with the password user added (its password hashed by openssl, SHA-512 crypt).</summary>
+    private void WriteAccountFiles()
+    {
+        const int id = 64_987; // outside the ranges Debian allocates from (system < 1000, users 1000–59999)
+        var hash = PeerProcess.Run("openssl", ["passwd", "-6", "-stdin"], PasswordUserPassword + "\n").Trim();
+        string Without(string file) => string.Concat(File.ReadAllLines(file).Where(l => !l.StartsWith(PasswordUser + ":", StringComparison.Ordinal)).Select(l => l + "\n"));
+        File.WriteAllText(AccountFile("passwd"), Without("/etc/passwd") + $"{PasswordUser}:x:{id}:{id}:HilHarness password test:{Directory}:/bin/sh\n");
+        File.WriteAllText(AccountFile("shadow"), Without("/etc/shadow") + $"{PasswordUser}:{hash}:19000:0:99999:7:::\n");
+        File.WriteAllText(AccountFile("group"), Without("/etc/group") + $"{PasswordUser}:x:{id}:\n");
+        // The shadow copy holds root's hash too: readable by root only, like the original (the peer's
+        // temp directory is private already; this keeps it so if a caller passes its own directory).
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(AccountFile("shadow"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
     private void WriteConfig()
     {
         File.WriteAllText(Path.Combine(Directory, "sshd_config"), $"""
@@ -83,7 +132,7 @@ public sealed class SshdPeer : IAsyncDisposable
             AuthorizedKeysFile {Path.Combine(Directory, "authorized_keys")}
             PermitRootLogin prohibit-password
             PubkeyAuthentication yes
-            PasswordAuthentication no
+            PasswordAuthentication {(PasswordUserPassword is null ? "no" : "yes")}
             KbdInteractiveAuthentication no
             UsePAM no
             StrictModes no
@@ -113,7 +162,7 @@ public sealed class SshdPeer : IAsyncDisposable
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            _process = PeerProcess.Start(["/usr/sbin/sshd", "-D", "-e", "-f", Path.Combine(Directory, "sshd_config")], LogPath);
+            _process = PeerProcess.Start(SshdArgv(), LogPath);
             try
             {
                 await PeerProcess.WaitForPortAsync(Port, TimeSpan.FromSeconds(10), () => !_process.HasExited).ConfigureAwait(false);

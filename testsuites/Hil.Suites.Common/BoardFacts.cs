@@ -1,33 +1,77 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Hil.Boards.Failures;
 
 namespace Hil.Suites.Common;
 
 /// <summary>
-/// The facts a suite judges a board by, for one booted session: the board file's promises
-/// (<see cref="SuiteFacts"/>) and what was read on the board itself. Written to
+/// One fact the suites judge a board by: what was measured on the board (and from what), or why it
+/// could not be; and what the board file expects, if it says anything.
+/// </summary>
+public sealed record Fact
+{
+    /// <summary>What the fact is, in words ("kernel policy").</summary>
+    public required string Name { get; init; }
+    public string? Measured { get; init; }
+    /// <summary>Where on the board the measurement came from ("driver: …", "firmware: …").</summary>
+    public string? MeasuredFrom { get; init; }
+    /// <summary>Why nothing was measured (null when <see cref="Measured"/> is set).</summary>
+    public string? NotMeasured { get; init; }
+    /// <summary>The class of the failure that kept it from being measured (a harness limit, or the board failing).</summary>
+    public FailureClass NotMeasuredClass { get; init; } = FailureClass.Test;
+    /// <summary>The board file's expectation, when it states one.</summary>
+    public string? Expected { get; init; }
+    /// <summary>"FILE:LINE: facts.KEY".</summary>
+    public string? ExpectedFrom { get; init; }
+
+    [JsonIgnore] public bool Mismatch => Measured is not null && Expected is not null && Measured != Expected;
+
+    /// <summary>Measured and not contradicted by the board file: the value to judge the board by.</summary>
+    public string Require(string board)
+    {
+        if (Measured is null)
+            throw new HilException(NotMeasuredClass, $"board {board}: {Name} could not be measured on the board: {NotMeasured}");
+        if (Mismatch)
+            throw new ProductFailureException(MismatchText, [$"measured: {MeasuredFrom}", $"expected: {ExpectedFrom}"]);
+        return Measured;
+    }
+
+    [JsonIgnore] public string MismatchText => $"{Name}: measured {Measured} on the board, but {ExpectedFrom} expects {Expected}";
+
+    /// <summary>One line for facts.txt and progress output.</summary>
+    [JsonIgnore]
+    public string Note
+    {
+        get
+        {
+            var expected = Expected is null ? "the board file states none" : $"{ExpectedFrom} expects {Expected}";
+            return Measured is null ? $"not measured ({NotMeasured}); {expected}"
+                : Mismatch ? $"{Measured} — MISMATCH: measured ({MeasuredFrom}), but {expected}"
+                : $"{Measured} — measured ({MeasuredFrom}); {expected}";
+        }
+    }
+}
+
+/// <summary>
+/// The facts a suite judges a board by, for one booted session, measured on the board itself:
+/// the driver's call-queue policy (from the loaded optee.ko's code) and OP-TEE's secure thread
+/// count (asked of the firmware), beside the board file's optional expectations. Written to
 /// <c>RESULTS/BOARD/facts.json</c> (and <c>facts.txt</c>) after every boot.
 /// </summary>
 public sealed record BoardFacts
 {
     public required string Board { get; init; }
     public required string BoardFile { get; init; }
-    /// <summary>The OP-TEE driver's call-queue policy (mainline / legacy), from the board file.</summary>
-    public required string KernelPolicy { get; init; }
-    /// <summary>OP-TEE's thread count according to the board file (facts.optee_threads).</summary>
-    public required int ExpectedThreads { get; init; }
-    /// <summary>The thread count read on the board; null when this kernel does not expose it.</summary>
-    public int? ObservedThreads { get; init; }
-    /// <summary>What the board's record said ("2", "unavailable"), for the report.</summary>
-    public required string ThreadsRaw { get; init; }
-    /// <summary>Reading the thread count failed (an unexpected record): the smoke suite fails it as a product failure.</summary>
-    public string? ThreadsReadError { get; init; }
+    /// <summary>The OP-TEE driver's call-queue policy (mainline / legacy), told from the loaded driver's code.</summary>
+    public required Fact Policy { get; init; }
+    /// <summary>OP-TEE's secure thread count (CFG_NUM_THREADS), as the firmware answers OPTEE_SMC_GET_THREAD_COUNT.</summary>
+    public required Fact Threads { get; init; }
     /// <summary>
-    /// True where the harness knows the count must be observable: a QEMU image (its /init probes
-    /// optee_cq_init) running a mainline kernel. Legacy kernels (before 6.8) do not count threads.
+    /// The count the OP-TEE driver itself got at probe (Linux 6.8+), as the QEMU image's /init
+    /// recorded it: "2", "unavailable" (the driver does not count) or "absent" (no record on this board).
     /// </summary>
-    public required bool ThreadsObservableExpected { get; init; }
+    public required string DriverThreadsRecord { get; init; }
     public string? KernelRelease { get; init; }
     public string? OpteeVersion { get; init; }
     /// <summary>"qemu image DIR" or "real board".</summary>
@@ -36,24 +80,31 @@ public sealed record BoardFacts
     public required int Session { get; init; }
     public required DateTimeOffset ReadAtUtc { get; init; }
 
-    /// <summary>The thread count suites should use: read on the board when possible, else the board file's.</summary>
-    [JsonIgnore] public int Threads => ObservedThreads ?? ExpectedThreads;
-    [JsonIgnore] public bool ThreadsObservable => ObservedThreads is not null;
-    /// <summary>The board contradicts its board file: a product failure of the smoke suite.</summary>
-    [JsonIgnore] public bool ThreadsMismatch => ObservedThreads is { } o && o != ExpectedThreads;
+    /// <summary>The driver's own count, when it has one.</summary>
+    [JsonIgnore] public int? DriverThreads => int.TryParse(DriverThreadsRecord, out var n) ? n : null;
 
-    /// <summary>One line saying where the thread count comes from (printed by suites and in facts.txt).</summary>
-    [JsonIgnore]
-    public string ThreadsNote => ThreadsReadError is { } e ? $"OP-TEE thread count could not be read: {e}"
-        : ObservedThreads is null ? $"OP-TEE thread count not observable on this kernel ({KernelRelease ?? "?"}, policy {KernelPolicy}: no thread counting in the driver); using the board file's value {ExpectedThreads}"
-        : ThreadsMismatch ? $"OP-TEE thread count MISMATCH: the board reports {ObservedThreads}, the board file says {ExpectedThreads}"
-        : $"OP-TEE thread count {ObservedThreads}, read on the board (as the board file says)";
+    /// <summary>The firmware and the driver both answered, differently: the driver runs with a wrong count.</summary>
+    [JsonIgnore] public bool DriverDisagrees => DriverThreads is { } d && int.TryParse(Threads.Measured, out var f) && d != f;
+
+    /// <summary>The policy to judge by: measured, agreeing with the board file.</summary>
+    public string RequirePolicy() => Policy.Require(Board);
+
+    /// <summary>The thread count to judge by: measured from the firmware, agreeing with the board file and the driver.</summary>
+    public int RequireThreads()
+    {
+        var n = int.Parse(Threads.Require(Board), System.Globalization.CultureInfo.InvariantCulture);
+        if (DriverDisagrees)
+            throw new ProductFailureException($"board {Board}: OP-TEE reports {n} secure threads, but the OP-TEE driver counts {DriverThreads}",
+                [$"firmware: {Threads.MeasuredFrom}", $"driver: {DriverThreadsRecord} (its optee_cq_init probe record)"]);
+        return n;
+    }
 
     private static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Converters = { new JsonStringEnumConverter() },
     };
 
     /// <summary>Writes facts.json and facts.txt into <paramref name="directory"/>.</summary>
@@ -65,10 +116,14 @@ public sealed record BoardFacts
             .AppendLine($"board:          {Board} ({BoardFile})")
             .AppendLine($"source:         {Source}")
             .AppendLine($"kernel:         {KernelRelease ?? "?"}")
-            .AppendLine($"kernel policy:  {KernelPolicy} (board file)")
+            .AppendLine($"kernel policy:  {Policy.Note}")
             .AppendLine($"OP-TEE:         {OpteeVersion ?? "?"}")
-            .AppendLine($"threads:        {Threads} — {ThreadsNote}")
+            .AppendLine($"threads:        {Threads.Note}")
+            .AppendLine($"driver count:   {DriverThreadsRecord} (the driver's own, from its optee_cq_init probe record){(DriverDisagrees ? " — DISAGREES with the firmware" : "")}")
             .AppendLine($"read on:        session {Session} at {ReadAtUtc:yyyy-MM-dd'T'HH:mm:ss'Z'}");
         File.WriteAllText(Path.Combine(directory, "facts.txt"), sb.ToString());
     }
+
+    /// <summary>One line for progress output.</summary>
+    [JsonIgnore] public string Summary => $"kernel {KernelRelease ?? "?"}; policy {Policy.Measured ?? "not measured"}; {Threads.Measured ?? "unmeasured"} secure threads (driver: {DriverThreadsRecord})";
 }

@@ -161,10 +161,10 @@ public sealed class BoardProvider : IAsyncDisposable
                 }
             }
             live.BootDuration = clock.Elapsed;
-            live.Facts = await FactsReader.ReadAsync(live, promised, ct).ConfigureAwait(false);
+            live.Facts = await FactsReader.ReadAsync(live, promised, _log, ct).ConfigureAwait(false);
             live.Facts.WriteTo(BoardDirectory);
             AddSession(new SessionRecord(n, reason, started, Math.Round(live.BootDuration.TotalSeconds, 2), null, null, dir));
-            Progress($"session {n} up: power-on to shell in {live.BootDuration.TotalSeconds:0.0} s; kernel {live.Facts.KernelRelease}, policy {live.Facts.KernelPolicy}; {live.Facts.ThreadsNote}");
+            Progress($"session {n} up: power-on to shell in {live.BootDuration.TotalSeconds:0.0} s; {live.Facts.Summary}");
             _current = live;
             return live;
         }

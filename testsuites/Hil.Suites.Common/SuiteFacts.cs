@@ -4,30 +4,32 @@ using YamlDotNet.RepresentationModel;
 namespace Hil.Suites.Common;
 
 /// <summary>
-/// What a board file promises the suites (its <c>facts:</c> section): the call-queue policy of the
-/// kernel's OP-TEE driver and OP-TEE's thread count (CFG_NUM_THREADS). Both are required of every
-/// board a suite runs on: a suite that judged a board by a guessed policy would judge it wrongly.
+/// What a board file expects of its board (its <c>facts:</c> section): the call-queue policy of the
+/// kernel's OP-TEE driver and OP-TEE's thread count (CFG_NUM_THREADS). Both are optional: the
+/// suites measure both on every boot (<see cref="FactsReader"/>) and judge the board by what they
+/// measured; an expectation that is given must agree with the measurement, or the board fails.
 /// </summary>
-public sealed record SuiteFacts(string KernelPolicy, int OpteeThreads)
+/// <param name="PolicyFrom">Where the policy expectation is written ("FILE:LINE: facts.kernel_policy"), when it is.</param>
+/// <param name="ThreadsFrom">Where the thread-count expectation is written, when it is.</param>
+public sealed record SuiteFacts(string? KernelPolicy, int? OpteeThreads, string? PolicyFrom = null, string? ThreadsFrom = null)
 {
-    /// <summary>Policies a board can declare: v6.8+ system threads, or the driver before them.</summary>
+    /// <summary>Policies a board can be expected to have: v6.8+ system threads, or the driver before them.</summary>
     public static readonly IReadOnlyList<string> Policies = ["mainline", "legacy"];
 
-    /// <summary>Reads and checks the facts; a mistake is a <see cref="BoardFileException"/> naming file, line and field.</summary>
+    /// <summary>Reads and checks the expectations; a malformed one is a <see cref="BoardFileException"/> naming file, line and field.</summary>
     public static SuiteFacts FromBoardFile(BoardSpec spec)
     {
-        var errors = new List<BoardFileError>();
         spec.Facts.TryGetValue("kernel_policy", out var policy);
-        if (policy is null)
-            errors.Add(Error(spec, "kernel_policy", $"missing; write the OP-TEE driver's call-queue policy: {string.Join(" or ", Policies)}"));
-        else if (!Policies.Contains(policy))
-            errors.Add(Error(spec, "kernel_policy", $"'{policy}' is not a policy suites know; write {string.Join(" or ", Policies)}"));
-        // The loader already refused a malformed number; only its absence is left to check.
-        if (spec.OpteeThreads is null)
-            errors.Add(Error(spec, "optee_threads", "missing; write OP-TEE's thread count (CFG_NUM_THREADS), e.g. optee_threads: \"2\""));
-        if (errors.Count > 0) throw new BoardFileException(errors);
-        return new SuiteFacts(policy!, spec.OpteeThreads!.Value);
+        if (policy is not null && !Policies.Contains(policy))
+            throw new BoardFileException([Error(spec, "kernel_policy", $"'{policy}' is not a policy suites know; write {string.Join(" or ", Policies)}, or leave it out (it is measured on the board)")]);
+        // The loader already refused a malformed number; an absent one is simply not expected.
+        return new SuiteFacts(policy, spec.OpteeThreads,
+            policy is null ? null : Where(spec, "kernel_policy"), spec.OpteeThreads is null ? null : Where(spec, "optee_threads"));
     }
+
+    /// <summary>Where an expectation is written, for facts.txt and mismatch messages.</summary>
+    public static string Where(BoardSpec spec, string key) =>
+        $"{spec.SourceFile}:{Locate(spec.SourceFile, key).Line}: facts.{key}";
 
     private static BoardFileError Error(BoardSpec spec, string key, string message)
     {

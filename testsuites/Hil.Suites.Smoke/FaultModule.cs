@@ -1,8 +1,5 @@
-using Hil.Boards.Failures;
 using Hil.Boards.Shell;
-using Hil.Qemu.Provisioning;
 using Hil.Suites.Common;
-using Hil.Workloads;
 using Hil.Workloads.Kmod;
 using Serilog;
 
@@ -17,14 +14,10 @@ internal static class FaultModule
 {
     private static readonly TimeSpan Short = TimeSpan.FromSeconds(30);
 
-    /// <summary>Builds hil_cq for the board's kernel, loads it and arms its fault knob.</summary>
+    /// <summary>The session's hil_cq (loaded after the boot, see <see cref="SessionModule"/>) with its fault knob armed.</summary>
     public static async Task<KmodDriver> ArmAsync(BoardTestContext t, ILogger log)
     {
-        var kit = t.Qemu is { } q ? q.Image.LoadModuleKit()
-            : t.Board.Spec.Facts.TryGetValue("module_kit", out var dir) ? ModuleKit.Load(dir)
-            : throw new TestErrorException($"{t.Board.Spec.SourceFile}: facts.module_kit (a folder with kit.json for the board's kernel) is needed to build hil_cq for fault injection");
-        var built = await new KmodBuilder(BuildCache.In(HilCache.Default()), log).BuildAsync(kit, ct: t.Token);
-        var module = await KmodDriver.LoadAsync(t.Board.Ssh, built, log, t.Token);
+        var module = await SessionModule.GetAsync(t.Live, log, t.Token);
         await t.Board.Ssh.RunCheckedAsync($"echo 1 > /sys/module/{KmodBuilder.ModuleName}/parameters/faults", Short, t.Token);
         return module;
     }

@@ -9,8 +9,8 @@ namespace Hil.Suites.Smoke;
 
 /// <summary>
 /// Is the board fit for the system-thread suite? Per board: a shell over serial and over SSH
-/// (host key pinned), the TEE device, tee-supplicant, xtest 1001 + 4001, the OP-TEE thread count
-/// against the board's facts, consoles free of panics/Oopses/OP-TEE aborts; and the harness's own
+/// (host key pinned), the TEE device, tee-supplicant, xtest 1001 + 4001, the facts measured at
+/// boot (the driver's policy, OP-TEE's thread count) against the board file and each other, consoles free of panics/Oopses/OP-TEE aborts; and the harness's own
 /// promise that a board lost mid-test is an infrastructure failure followed by a fresh board.
 /// </summary>
 [TestFixtureSource(typeof(BoardSelection), nameof(BoardSelection.Fixtures))]
@@ -95,23 +95,91 @@ public sealed class SmokeSuite(BoardTarget target) : BoardSuite(target)
         t.Note($"xtest {run.Command}: {s.Cases} cases of which {s.CasesFailed} failed, {s.Subtests} subtests of which {s.SubtestsFailed} failed, in {run.Duration.TotalSeconds:0.0} s");
     });
 
+    /// <summary>
+    /// The driver's call-queue policy was told at boot from the loaded optee.ko's code; the board
+    /// file's expectation (when given) must agree, and so must what the kernel's headers say: hil_cq
+    /// was compiled with tee_client_system_session() exactly when the kernel has system sessions,
+    /// which only the mainline driver does.
+    /// </summary>
     [Test, DependsOnTest(nameof(Xtest_Regression1001And4001_Pass), AllowFailure = true)]
-    public Task OpteeThreadCount_MatchesTheBoardFacts() => OnBoardAsync(async t =>
+    public Task DriverPolicy_MeasuredFromTheLoadedDriver_MatchesTheBoardFileAndTheKernelHeaders() => OnBoardAsync(async t =>
     {
         var f = t.Facts;
-        t.Note(f.ThreadsNote);
-        if (f.ThreadsReadError is { } error) throw new ProductFailureException(error);
-        if (f.ThreadsMismatch) throw new ProductFailureException(f.ThreadsNote, [$"board file {f.BoardFile}: facts.optee_threads {f.ExpectedThreads}", $"board record: {f.ThreadsRaw}"]);
-        if (f.ThreadsObservableExpected && !f.ThreadsObservable)
-            throw new ProductFailureException($"kernel {f.KernelRelease} has the {f.KernelPolicy} policy, which counts OP-TEE threads, but the count was not recorded ({f.ThreadsRaw})");
-        if (!f.ThreadsObservable && t.Qemu is not null)
+        t.Note($"kernel policy: {f.Policy.Note}");
+        var policy = f.RequirePolicy();
+        var module = await SessionModule.GetAsync(t.Live, Boards.Log, t.Token);
+        var info = await module.ReadInfoAsync(t.Token);
+        t.Note($"hil_cq built against {info.Kernel}'s headers: system sessions {(info.SystemSessionsSupported ? "supported" : "unsupported")}");
+        Assert.That(info.SystemSessionsSupported, Is.EqualTo(policy == "mainline"),
+            $"the driver's code says {policy}; the kernel's headers {(info.SystemSessionsSupported ? "declare" : "lack")} tee_client_system_session()");
+    });
+
+    /// <summary>
+    /// The same measurement, on this board, against a copy of its board file whose expectations are
+    /// both wrong: the facts must fail as a product failure naming the measured value, the expected
+    /// one and where the expectation is written.
+    /// </summary>
+    [Test, DependsOnTest(nameof(DriverPolicy_MeasuredFromTheLoadedDriver_MatchesTheBoardFileAndTheKernelHeaders), AllowFailure = true)]
+    public Task BoardFacts_ABoardFileExpectingOtherwise_FailsNamingBothValues() => OnBoardAsync(async t =>
+    {
+        var measuredPolicy = t.Facts.RequirePolicy();
+        var measuredThreads = t.Facts.RequireThreads();
+        var (otherPolicy, otherThreads) = (measuredPolicy == "mainline" ? "legacy" : "mainline", measuredThreads + 1);
+        var lines = File.ReadAllLines(Target.BoardFile)
+            .Where(l => !l.TrimStart().StartsWith("kernel_policy:", StringComparison.Ordinal) && !l.TrimStart().StartsWith("optee_threads:", StringComparison.Ordinal))
+            .ToList();
+        var facts = lines.FindIndex(l => l.StartsWith("facts:", StringComparison.Ordinal));
+        if (facts < 0)
         {
-            // Not observable must mean "this driver does not count": optee_cq_init only exists where it does.
-            var sym = await t.Board.Shell.RunAsync("grep -c ' optee_cq_init' /proc/kallsyms", Short, t.Token);
-            Assert.That(sym.Output.Trim(), Is.EqualTo("0"),
-                $"kernel {f.KernelRelease} has optee_cq_init (it counts threads), yet the count was not recorded");
+            lines.Add("facts:");
+            facts = lines.Count - 1;
         }
-        Assert.That(f.Threads, Is.EqualTo(f.ExpectedThreads));
+        // The section's own indentation (YAML wants one per mapping).
+        var indent = facts + 1 < lines.Count && lines[facts + 1].Length > 0 && char.IsWhiteSpace(lines[facts + 1][0])
+            ? lines[facts + 1][..(lines[facts + 1].Length - lines[facts + 1].TrimStart().Length)] : "  ";
+        lines.Insert(facts + 1, $"{indent}kernel_policy: {otherPolicy}");
+        lines.Insert(facts + 2, $"{indent}optee_threads: \"{otherThreads}\"");
+        Directory.CreateDirectory(t.OutputDirectory);
+        var wrongFile = Path.Combine(t.OutputDirectory, "board-expecting-otherwise.yaml");
+        File.WriteAllLines(wrongFile, lines);
+        var wrong = SuiteFacts.FromBoardFile(Hil.Boards.BoardFiles.BoardFileLoader.Load(wrongFile));
+
+        var remeasured = await FactsReader.ReadAsync(t.Live, wrong, Boards.Log, t.Token);
+        var policy = Assert.Throws<ProductFailureException>(() => remeasured.RequirePolicy());
+        var threads = Assert.Throws<ProductFailureException>(() => remeasured.RequireThreads());
+        t.Note($"{policy!.Message} | {threads!.Message}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(policy.Message, Is.EqualTo($"kernel policy: measured {measuredPolicy} on the board, but {wrongFile}:{facts + 2}: facts.kernel_policy expects {otherPolicy}"));
+            Assert.That(threads.Message, Is.EqualTo($"OP-TEE thread count: measured {measuredThreads} on the board, but {wrongFile}:{facts + 3}: facts.optee_threads expects {otherThreads}"));
+            Assert.That(remeasured.Policy.MeasuredFrom, Is.EqualTo(t.Facts.Policy.MeasuredFrom), "measured again from the same driver");
+        }
+    });
+
+    /// <summary>
+    /// OP-TEE's thread count as the firmware answered at boot, against the board file's expectation
+    /// (when given) and against the count the driver itself got at probe (mainline drivers ask
+    /// OP-TEE; the QEMU image's /init records it), which must be there exactly when the driver counts.
+    /// </summary>
+    [Test, DependsOnTest(nameof(BoardFacts_ABoardFileExpectingOtherwise_FailsNamingBothValues), AllowFailure = true)]
+    public Task OpteeThreadCount_MatchesTheBoardFacts() => OnBoardAsync(t =>
+    {
+        var f = t.Facts;
+        t.Note($"OP-TEE thread count: {f.Threads.Note}; the driver's own count: {f.DriverThreadsRecord}");
+        // Fails naming both values when the board file or the driver disagrees with the firmware.
+        var threads = f.RequireThreads();
+        var policy = f.RequirePolicy();
+        if (f.DriverThreadsRecord == "absent")
+        {
+            // A real board whose image does not record the driver's count: nothing to cross-check.
+            Assert.That(t.Qemu, Is.Null, $"the QEMU image records the driver's count in {FactsReader.ThreadCountRecord}");
+            t.Note("this board does not record the driver's own count: the firmware's answer stands alone");
+        }
+        else if (policy == "mainline")
+            Assert.That(f.DriverThreads, Is.EqualTo(threads), $"the mainline driver asks OP-TEE at probe; its record says '{f.DriverThreadsRecord}'");
+        else
+            Assert.That(f.DriverThreadsRecord, Is.EqualTo("unavailable"), "a legacy driver does not count threads, so its probe record must be empty");
+        return Task.CompletedTask;
     });
 
     /// <summary>

@@ -8,15 +8,18 @@ using Hil.Suites.Common;
 namespace Hil.Suites.SystemThreads;
 
 /// <summary>
-/// The reference model set up with a board's facts (its kernel's policy, OP-TEE's thread count).
-/// Every expected outcome of the suite comes from here, never from a per-board constant.
+/// The reference model set up with a board's facts as measured on this boot (the loaded driver's
+/// policy, the firmware's thread count). Every expected outcome of the suite comes from here, never
+/// from a per-board constant or the board file (whose expectations only have to agree).
 /// </summary>
 public sealed record BoardModel(Policy Policy, int Threads)
 {
-    public static BoardModel From(BoardFacts facts) =>
-        new(Policy.Find(facts.KernelPolicy) ?? throw new TestErrorException(
-                $"{facts.BoardFile}: facts.kernel_policy '{facts.KernelPolicy}' is not a model policy ({Policy.Names})"),
-            facts.Threads);
+    public static BoardModel From(BoardFacts facts)
+    {
+        var name = facts.RequirePolicy();
+        var policy = Policy.Find(name) ?? throw new TestErrorException($"board {facts.Board}: the measured policy '{name}' is not a model policy ({Policy.Names})");
+        return new BoardModel(policy, facts.RequireThreads());
+    }
 
     /// <summary>What the driver counts (0: it does not count).</summary>
     public int DriverTotal => Policy.DriverTotalFor(Threads);

@@ -9,6 +9,9 @@ public sealed record TracedCall(string Task, int Pid, string Waiter, bool Sys, d
     public double? AdmissionMs => Enter is { } e ? (e - Arrive) * 1000 : null;
 }
 
+/// <summary>A wake-up the driver handed out: <see cref="Task"/> (the caller ending) completed waiter <see cref="Waiter"/> at <see cref="T"/>.</summary>
+public sealed record TracedWakeup(double T, string Task, string Waiter);
+
 /// <summary>
 /// Reads a hil-cq-trace file into per-call records, to tie the module's and the holder's records
 /// (by thread id and time) to what the driver did with them. The model has already judged the
@@ -54,6 +57,22 @@ public static class TraceCalls
         }
         done.AddRange(open.Values.Select(b => new TracedCall(b.Task, PidOf(b.Task), b.Waiter, b.Sys, b.Arrive, b.Enter, null, b.Blocks, b.Refusals)));
         return done.OrderBy(c => c.Arrive).ToList();
+    }
+
+    /// <summary>Every wake-up (complete line) of the trace, in order.</summary>
+    public static IReadOnlyList<TracedWakeup> Wakeups(string path)
+    {
+        var wakeups = new List<TracedWakeup>();
+        foreach (var line in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            using var doc = JsonDocument.Parse(line);
+            var e = doc.RootElement;
+            if (!e.TryGetProperty("ev", out var ev) || ev.GetString() != "complete") continue;
+            wakeups.Add(new TracedWakeup(e.TryGetProperty("t", out var tp) ? tp.GetDouble() : 0,
+                e.GetProperty("task").GetString() ?? "", e.GetProperty("w").GetString() ?? ""));
+        }
+        return wakeups;
     }
 
     /// <summary>ftrace names a task "comm-pid"; comm may itself contain '-'.</summary>

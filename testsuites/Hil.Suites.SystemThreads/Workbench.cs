@@ -42,12 +42,12 @@ public sealed class Workbench
                 return b;
             }
             var cache = BuildCache.In(HilCache.Default());
-            var (kit, libteec) = t.Qemu is { } q
-                ? (q.Image.LoadModuleKit(), q.Image.Libteec)
-                : (RealBoardKit(t), RealBoardLibteec(t));
-            var module = await KmodDriver.LoadAsync(t.Board.Ssh, await new KmodBuilder(cache, log).BuildAsync(kit, ct: t.Token), log, t.Token);
+            var libteec = t.Qemu is { } q ? q.Image.Libteec : RealBoardLibteec(t);
+            // The copy the facts reader loaded at boot (it asked the firmware for the thread count through it).
+            var module = await SessionModule.GetAsync(t.Live, log, t.Token);
             var holder = await HolderRunner.DeployAsync(t.Board.Ssh, await new HolderBuilder(cache, log).BuildAsync(libteec, ct: t.Token), log, t.Token);
-            var tracing = t.Qemu is { } qq ? CallQueueTracing.ForQemu(qq, log) : new CallQueueTracing(t.Board, log);
+            // Traces are judged by the thread count measured on this boot, not the board file's.
+            var tracing = (t.Qemu is { } qq ? CallQueueTracing.ForQemu(qq, log) : new CallQueueTracing(t.Board, log)) with { Threads = t.Facts.RequireThreads() };
             b = new Workbench(module, holder, tracing);
             Benches[key] = b;
             return b;
@@ -58,12 +58,7 @@ public sealed class Workbench
         }
     }
 
-    // A real board names where its kernel's module kit and its libteec sysroot are (made by the
-    // same provisioning code for its Debian kernel, or by hand following kit.json's format).
-    private static ModuleKit RealBoardKit(BoardTestContext t) =>
-        t.Board.Spec.Facts.TryGetValue("module_kit", out var dir) ? ModuleKit.Load(dir)
-            : throw new TestErrorException($"{t.Board.Spec.SourceFile}: facts.module_kit (a folder with kit.json for the board's kernel) is needed to build hil_cq");
-
+    // A real board names where its libteec sysroot is.
     private static LibteecSysroot RealBoardLibteec(BoardTestContext t) =>
         t.Board.Spec.Facts.TryGetValue("libteec_sysroot", out var dir)
             ? new LibteecSysroot(dir, Path.Combine(dir, "usr/include"), Path.Combine(dir, "usr/lib/aarch64-linux-gnu"), "board")

@@ -152,10 +152,35 @@ public static class BoardFileLoader
             f.Error(m.Node, m.Path, "host keys are always verified: give host_key (pinned SHA256 fingerprints) or known_hosts (a file; with accept_new_host_key: true it may be recorded on first use)");
         if (acceptNew && knownHosts is null)
             f.Error(m.Raw("accept_new_host_key"), $"{m.Path}.accept_new_host_key", "needs known_hosts: the file where a first-seen key is recorded");
+        var knownHostsPath = knownHosts is null ? null : BoardPaths.Resolve(knownHosts, baseDir);
+        if (knownHostsPath is not null) CheckKnownHostsFile(f, m, knownHostsPath, acceptNew);
         m.Done();
         if (host is null || user is null) return null;
         return new SshSpec(host, port, user, key is null ? null : BoardPaths.Resolve(key, baseDir), passphrase, password, hostKeys,
-            knownHosts is null ? null : BoardPaths.Resolve(knownHosts, baseDir), acceptNew, keepAlive, connect, reconnect);
+            knownHostsPath, acceptNew, keepAlive, connect, reconnect);
+    }
+
+    /// <summary>
+    /// known_hosts must be a regular file: /dev/null with accept_new_host_key would "record" every key
+    /// and forget it (accept anything, forever), a FIFO blocks the reader, /dev/zero never ends. With
+    /// accept_new_host_key it must also be writable (or creatable), or first-seen keys could not be kept.
+    /// A missing file without accept_new is allowed here (the QEMU boards' file appears at provisioning);
+    /// every key is then refused as unknown, with the file named.
+    /// </summary>
+    private static void CheckKnownHostsFile(YamlFields f, YamlMap m, string path, bool acceptNew)
+    {
+        var kind = FileKinds.Of(path);
+        if (kind is not (FileKind.Regular or FileKind.Missing))
+        {
+            f.Error(m.Raw("known_hosts"), $"{m.Path}.known_hosts",
+                $"{path} is {FileKinds.Describe(kind)}: known_hosts must be a regular file"
+                + (acceptNew ? " (accept_new_host_key would record keys nowhere and accept any key)" : ""));
+            return;
+        }
+        if (!acceptNew) return;
+        if (FileKinds.WhyNotAppendable(path) is { } why)
+            f.Error(m.Raw("accept_new_host_key"), $"{m.Path}.accept_new_host_key",
+                $"needs a known_hosts file it can write first-seen keys to: {why}");
     }
 
     private static PowerSpec ReadPower(YamlFields f, YamlMap? m)

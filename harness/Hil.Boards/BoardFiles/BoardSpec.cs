@@ -51,8 +51,12 @@ public sealed record SecretRef(string? EnvVar, string? FilePath)
     public string Resolve()
     {
         if (EnvVar is not null)
+        {
+            // A SecretRef made in code (not by the loader) is registered when first used.
+            Secrets.ChildEnvironment.RegisterSecretVariable(EnvVar);
             return Environment.GetEnvironmentVariable(EnvVar)
                    ?? throw new Failures.TestErrorException($"secret: environment variable {EnvVar} is not set");
+        }
         if (FilePath is not null)
         {
             if (!File.Exists(FilePath)) throw new Failures.TestErrorException($"secret: file {FilePath} does not exist");

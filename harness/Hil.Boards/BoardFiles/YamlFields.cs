@@ -192,6 +192,8 @@ internal sealed partial class YamlMap(YamlFields f, YamlMappingNode node, string
             f.Error(v, Field(key), "give exactly one of env: or file:");
             return null;
         }
+        // From now on the variable holds a secret: children that do not need it do not get it.
+        if (env is not null) Secrets.ChildEnvironment.RegisterSecretVariable(env);
         var path = file is null ? null : BoardPaths.Resolve(file, baseDir);
         // Checked now, not at the first login an hour into a run: a secret that is not there is the
         // file's (or the environment's) mistake. Only presence is checked; the value is never read here.

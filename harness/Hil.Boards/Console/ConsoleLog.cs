@@ -10,6 +10,12 @@ namespace Hil.Boards.Console;
 /// <item><c>NAME.log</c>: the same bytes with a UTC timestamp in front of every line, for people.</item>
 /// </list>
 /// Both are flushed to the OS after every chunk, so a crash of the harness loses nothing it had received.
+/// <para>
+/// Secrets registered with <see cref="Mask"/> (the console login password) never reach either file:
+/// a board that echoes the password as it is typed has it replaced by '*' of the same length. A
+/// chunk that ends in the first bytes of a secret is held back until the next chunk shows whether
+/// the secret follows (the echo may arrive a byte at a time); everything else is written at once.
+/// </para>
 /// </summary>
 public sealed class ConsoleLog : IDisposable
 {
@@ -20,6 +26,8 @@ public sealed class ConsoleLog : IDisposable
     private readonly List<byte> _line = [];
     private bool _atLineStart = true;
     private long _position;
+    private readonly List<byte[]> _secrets = [];
+    private byte[] _held = [];
 
     public ConsoleLog(string directory, string name, TimeProvider? clock = null)
     {
@@ -44,10 +52,73 @@ public sealed class ConsoleLog : IDisposable
     /// <summary>Raised (under no lock of ours) for every complete line, without its line ending.</summary>
     public event Action<ConsoleLine>? LineCompleted;
 
+    /// <summary>From now on, <paramref name="secret"/> is written as '*'s wherever it appears in the received bytes.</summary>
+    public void Mask(string secret)
+    {
+        if (secret.Length == 0) return;
+        var bytes = Encoding.UTF8.GetBytes(secret);
+        lock (_lock)
+            if (!_secrets.Any(s => s.AsSpan().SequenceEqual(bytes))) _secrets.Add(bytes);
+    }
+
     public void Append(ReadOnlySpan<byte> data)
     {
         List<ConsoleLine>? completed = null;
         lock (_lock)
+        {
+            if (_secrets.Count > 0)
+            {
+                var masked = MaskLocked(data);
+                WriteLocked(masked, ref completed);
+            }
+            else
+            {
+                WriteLocked(data, ref completed);
+            }
+        }
+        if (completed is null) return;
+        foreach (var l in completed) LineCompleted?.Invoke(l);
+    }
+
+    /// <summary>Held-back bytes + <paramref name="data"/> with every secret masked; keeps back a tail that may begin one.</summary>
+    private byte[] MaskLocked(ReadOnlySpan<byte> data)
+    {
+        var input = new byte[_held.Length + data.Length];
+        _held.CopyTo(input, 0);
+        data.CopyTo(input.AsSpan(_held.Length));
+        _held = [];
+        var output = new byte[input.Length];
+        var o = 0;
+        var i = 0;
+        while (i < input.Length)
+        {
+            var rest = input.AsSpan(i);
+            var masked = 0;
+            var mayBegin = false;
+            foreach (var secret in _secrets)
+            {
+                if (rest.StartsWith(secret)) masked = Math.Max(masked, secret.Length);
+                else if (secret.Length > rest.Length && secret.AsSpan().StartsWith(rest)) mayBegin = true;
+            }
+            if (masked > 0)
+            {
+                output.AsSpan(o, masked).Fill((byte)'*');
+                o += masked;
+                i += masked;
+                continue;
+            }
+            if (mayBegin)
+            {
+                _held = rest.ToArray();
+                break;
+            }
+            output[o++] = input[i++];
+        }
+        return output[..o];
+    }
+
+    private void WriteLocked(ReadOnlySpan<byte> data, ref List<ConsoleLine>? completed)
+    {
         {
             _raw.Write(data);
             _raw.Flush();
@@ -76,8 +147,6 @@ public sealed class ConsoleLog : IDisposable
             _lines.Flush();
             _position += data.Length;
         }
-        if (completed is null) return;
-        foreach (var l in completed) LineCompleted?.Invoke(l);
     }
 
     /// <summary>Reads back raw bytes [from, to) of this log (for per-test slices).</summary>
@@ -100,6 +169,14 @@ public sealed class ConsoleLog : IDisposable
     {
         lock (_lock)
         {
+            // A held-back tail that never became a secret is console output like any other.
+            if (_held.Length > 0)
+            {
+                List<ConsoleLine>? ignored = null;
+                var held = _held;
+                _held = [];
+                WriteLocked(held, ref ignored);
+            }
             _raw.Dispose();
             _lines.Dispose();
         }

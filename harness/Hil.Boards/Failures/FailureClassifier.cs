@@ -15,7 +15,11 @@ public static class FailureClassifier
         return e switch
         {
             HilException h => new Failure(h.Class, h.Message, h.Evidence, h.Retryable),
-            // Transport errors that escaped the board layer are still the lab's fault.
+            // A missing file or folder on the host is the harness's or the test's mistake, not the lab's:
+            // retrying it on a fresh board would only hide it.
+            FileNotFoundException or DirectoryNotFoundException or PathTooLongException or UnauthorizedAccessException
+                => new Failure(FailureClass.Test, $"{e.GetType().Name}: {e.Message}", [], false),
+            // Transport errors that escaped the board layer (sockets, pipes, SSH) are still the lab's fault.
             SshConnectionException or SshOperationTimeoutException or SocketException or IOException or TimeoutException
                 => new Failure(FailureClass.Infrastructure, e.Message, [], true),
             _ => new Failure(FailureClass.Test, $"{e.GetType().Name}: {e.Message}", [], false),

@@ -34,19 +34,27 @@ public sealed class CommandPowerDriver(PowerSpec spec, ILogger logger) : IPowerD
     public async Task<bool?> IsAliveAsync(CancellationToken ct)
     {
         if (spec.Status is not { } status) return null;
-        return await ExecAsync(status, ct).ConfigureAwait(false) == 0;
+        return await ExecStatusAsync(status, ct).ConfigureAwait(false) == 0;
     }
 
     private async Task RunAsync(string what, IReadOnlyList<string> argv, CancellationToken ct)
     {
         logger.Information("power {What}: {Command}", what, Shell.ShellQuote.Join(argv));
-        var rc = await ExecAsync(argv, ct).ConfigureAwait(false);
-        if (rc != 0) throw new InfrastructureException($"power {what} command failed with exit code {rc}: {Shell.ShellQuote.Join(argv)}");
+        var (rc, stderr) = await ExecAsync(argv, ct).ConfigureAwait(false);
+        if (rc == 0) return;
+        // The command's own words are where the cause is (a PDU refusing, a relay missing): keep its last lines.
+        var tail = PowerLoss.Tail(stderr);
+        throw new InfrastructureException($"power {what} command failed with exit code {rc}: {Shell.ShellQuote.Join(argv)}" +
+            (tail.Count > 0 ? $": {string.Join(" | ", tail)}" : " (nothing on its stderr)"), evidence: tail);
     }
 
-    private async Task<int> ExecAsync(IReadOnlyList<string> argv, CancellationToken ct)
+    private async Task<int> ExecStatusAsync(IReadOnlyList<string> argv, CancellationToken ct) => (await ExecAsync(argv, ct).ConfigureAwait(false)).ExitCode;
+
+    private async Task<(int ExitCode, string Stderr)> ExecAsync(IReadOnlyList<string> argv, CancellationToken ct)
     {
         var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // A relay tool needs no board secret: none reaches it.
+        Secrets.ChildEnvironment.Scrub(psi);
         foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
         Process p;
         try
@@ -75,7 +83,7 @@ public sealed class CommandPowerDriver(PowerSpec spec, ILogger logger) : IPowerD
             var err = (await stderr.ConfigureAwait(false)).Trim();
             _ = await stdout.ConfigureAwait(false);
             if (err.Length > 0) logger.Debug("power command stderr: {Stderr}", err);
-            return p.ExitCode;
+            return (p.ExitCode, err);
         }
     }
 }

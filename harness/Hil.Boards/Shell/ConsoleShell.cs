@@ -40,6 +40,7 @@ public sealed class ConsoleShell
     private readonly LoginSpec _login;
     private readonly ShellSpec _shell;
     private readonly ILogger _log;
+    private string? _password;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private string _token = "";
     private Regex _marker = new("(?!)");
@@ -131,8 +132,12 @@ public sealed class ConsoleShell
             if (_login.User is not null && passRe.IsMatch(tail))
             {
                 mark = _link.Buffer.End;
-                // The password goes to the console only; it is never logged by the harness.
+                // The password goes to the console only; it is never logged by the harness, and if the
+                // board echoes it (a login without echo off, a serial getty misconfigured) the console
+                // logs show '*'s instead (masked before the bytes are written; see ConsoleLog.Mask).
                 var password = _login.Password?.Resolve() ?? "";
+                _password = password;
+                _link.Log.Mask(password);
                 await _link.WriteAsync(password + "\n", ct).ConfigureAwait(false);
                 sentPassword = true;
                 continue;
@@ -552,6 +557,8 @@ public sealed class ConsoleShell
     private List<string> Tail(long from)
     {
         var text = Printable(_link.Buffer.Read(from, out _));
+        // Evidence ends up in results files: an echoed password must not travel with it.
+        if (_password is { Length: > 0 } pw) text = text.Replace(pw, new string('*', pw.Length), StringComparison.Ordinal);
         return text.Split('\n').TakeLast(15).ToList();
     }
 

@@ -20,12 +20,31 @@ public sealed class KnownHosts(string path)
     /// <summary>The host's name as known_hosts writes it.</summary>
     public static string HostPattern(string host, int port) => port == 22 ? host : $"[{host}]:{port}";
 
+    /// <summary>known_hosts files hold a few lines per host; anything this big is not one (or is /dev/zero-like).</summary>
+    public const long MaxBytes = 16 * 1024 * 1024;
+
+    /// <summary>The keys listed for the host (revoked ones flagged). Throws <see cref="KnownHostsUnreadableException"/> for a file that is not a regular file or too large.</summary>
     public IReadOnlyList<Entry> Find(string host, int port)
     {
-        if (!File.Exists(Path)) return [];
+        var kind = BoardFiles.FileKinds.Of(Path);
+        if (kind == BoardFiles.FileKind.Missing) return [];
+        // A FIFO would block the reader and a device may never end: only regular files vouch for keys.
+        if (kind != BoardFiles.FileKind.Regular)
+            throw new KnownHostsUnreadableException($"known_hosts {Path} is {BoardFiles.FileKinds.Describe(kind)}, not a regular file: no key can be trusted from it");
+        if (new FileInfo(Path).Length > MaxBytes)
+            throw new KnownHostsUnreadableException($"known_hosts {Path} is larger than {MaxBytes / (1024 * 1024)} MiB: not a known_hosts file");
         var name = HostPattern(host, port);
         var result = new List<Entry>();
-        foreach (var raw in File.ReadLines(Path))
+        IEnumerable<string> lines;
+        try
+        {
+            lines = File.ReadAllLines(Path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new KnownHostsUnreadableException($"known_hosts {Path} cannot be read: {ex.Message}");
+        }
+        foreach (var raw in lines)
         {
             var line = raw.Trim();
             if (line.Length == 0 || line.StartsWith('#')) continue;
@@ -94,6 +113,9 @@ public sealed class KnownHosts(string path)
         return System.Text.RegularExpressions.Regex.IsMatch(name, re, System.Text.RegularExpressions.RegexOptions.IgnoreCase);
     }
 }
+
+/// <summary>A known_hosts file that cannot vouch for any key (not a regular file, unreadable, huge).</summary>
+public sealed class KnownHostsUnreadableException(string message) : Exception(message);
 
 public static class HostKeyFingerprint
 {

@@ -30,14 +30,9 @@ public static class ConformanceChecker
         for (var attempt = 0; ; attempt++)
         {
             using var reader = new TraceReader(open(), source);
-            try
-            {
-                return new CheckRun(reader, source, options, seeds, sw).Execute();
-            }
-            catch (RestartException rx) when (attempt < MaxRestarts)
-            {
-                seeds = rx.Plan;
-            }
+            var outcome = new CheckRun(reader, source, options, seeds, sw).Execute(lastAttempt: attempt >= MaxRestarts);
+            if (outcome.Result is { } result) return result;
+            seeds = outcome.Restart!;
         }
     }
 
@@ -61,12 +56,12 @@ internal sealed record SeedPlan(IReadOnlyList<(ulong Waiter, SeedKind Kind)> Wai
     }
 
     public int Combos => 1 << Math.Min(Waiters.Count, MaxSeedsWithUnknownFlag);
+
+    public SeedPlan WithAll(IEnumerable<(ulong Waiter, SeedKind Kind)> more) => this with { Waiters = [.. Waiters, .. more], DoneCombo = 0 };
 }
 
-internal sealed class RestartException(SeedPlan plan) : Exception("restart")
-{
-    public SeedPlan Plan { get; } = plan;
-}
+/// <summary>What one pass over the trace gave: a verdict, or a better guess at what was in flight when it began (read it again).</summary>
+internal readonly record struct RunOutcome(ConformanceResult? Result, SeedPlan? Restart);
 
 /// <summary>Forward: wait_final's second complete_one, owed by a caller that had absorbed a wake-up.</summary>
 internal enum TriggerKind : byte { Arrive, Wake, Requeue, Recheck, Final, Forward }
@@ -261,15 +256,39 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     private Policy _policy = null!;
     private int _threads, _total;
 
-    public ConformanceResult Execute()
+    /// <summary>Set when a line shows the check began from a wrong picture of the calls in flight: the pass stops and the trace is read again.</summary>
+    private SeedPlan? _restart;
+
+    // The tracer's line order per task (checked as lines are read) and whether it was broken.
+    private LineProtocol? _protocol;
+    private bool _protocolBroken;
+
+    public RunOutcome Execute(bool lastAttempt)
     {
         var any = Fill();
-        _current = Configure(any ? _ahead.Peek() : (TraceEvent?)null);
-        if (Run()) return Result(true, null);
-        RestartIfWaitersPredateTheTrace();
+        if (!any)
+            throw new TraceFormatException(source, Math.Max(1, reader.LinesRead), "ev",
+                "no events in the trace (a header alone shows nothing to check; was the tracer armed?)");
+        _current = Configure(_ahead.Peek());
+        if (Run())
+        {
+            if (reader.CallQueueEvents == 0)
+                throw new TraceFormatException(source, Math.Max(1, reader.LinesRead), "ev",
+                    "no call-queue events in the trace, only marks: nothing to check (was the tracer armed?)");
+            return new(Result(true, null), null);
+        }
+        if (lastAttempt)
+        {
+            _notes.Add($"the check was started {ConformanceChecker.MaxRestarts} times with other calls in flight at the beginning; the last attempt's divergence is reported");
+            return new(Result(false, FurthestDivergence()), null);
+        }
+        if (_protocolBroken) return new(Result(false, FurthestDivergence()), null);
+        if (_restart is not null) return new(null, CollectWaitersPredatingTheTrace(_restart));
+        var plan = CollectWaitersPredatingTheTrace(seeds);
+        if (plan != seeds) return new(null, plan);
         // A call in flight at the start may have held a wake-up already: try the next combination.
-        if (seeds.DoneCombo + 1 < seeds.Combos) throw new RestartException(seeds with { DoneCombo = seeds.DoneCombo + 1 });
-        return Result(false, FurthestDivergence());
+        if (seeds.DoneCombo + 1 < seeds.Combos) return new(null, seeds with { DoneCombo = seeds.DoneCombo + 1 });
+        return new(Result(false, FurthestDivergence()), null);
     }
 
     // Called once per check and looping over the whole trace: without this the tiered JIT only ever
@@ -286,7 +305,14 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             Remember(e);
             _window.Add(e);
             if (index % CheckpointEvery == 0) _checkpoints.Add((index, _current.Clone()));
-            if (!Advance(in e, index) && !Repair(index)) return false;
+            if (_protocol?.Violation is { } v && v.Line == e.Line)
+            {
+                // A line missing or moved: no order of critical sections can make up for it.
+                _protocolBroken = true;
+                Failed(in e, index, v.Reason, _current);
+                return false;
+            }
+            if (!Advance(in e, index) && (_restart is not null || !Repair(index))) return false;
             Trim(index);
         }
         return Finish();
@@ -302,7 +328,13 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         var e = new TraceEvent();
         while (!_eof && _ahead.Count < Lookahead)
         {
-            if (reader.Next(ref e)) { _ahead.Enqueue(e); NoteInside(in e); }
+            if (reader.Next(ref e))
+            {
+                _ahead.Enqueue(e);
+                NoteInside(in e);
+                NoteBoundary(in e);
+                (_protocol ??= new LineProtocol(reader.Header?.Probes)).See(in e);
+            }
             else
             {
                 _eof = true;
@@ -422,7 +454,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if (!NextChoice(choices, ref j)) return false;
                 continue;
             }
-            if (--_replayBudget < 0) return false;
+            if (--_replayBudget < 0 || _restart is not null) return false;
             if (j > from.Index && j % CheckpointEvery == 0)
             {
                 _checkpoints.RemoveAll(x => x.Index >= j);
@@ -573,25 +605,43 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
     }
 
     /// <summary>
-    /// Before calling a divergence, read on: a waiter that shows up later without a wait_init was
-    /// in flight from the start, and the check starts over with it in place.
+    /// Before calling a divergence, read on: every waiter that shows up later without a wait_init
+    /// was in flight from the start (unless its task began another call before), and the check
+    /// starts over with all of them in place — at once, so a trace starting with a hundred calls in
+    /// flight costs one more pass, not a hundred.
     /// </summary>
-    private void RestartIfWaitersPredateTheTrace()
+    private SeedPlan CollectWaitersPredatingTheTrace(SeedPlan plan)
     {
-        var plan = seeds;
-        void Look(TraceEvent e)
+        var known = plan.Waiters.Select(x => x.Waiter).ToHashSet();
+        var added = new List<(ulong, SeedKind)>();
+        void Look(in TraceEvent e)
         {
+            NoteBoundary(in e);
             if (!e.HasWaiter || e.Kind == TraceKind.Header) return;
             if (e.Kind == TraceKind.WaitInit) { _introduced.Add(e.Waiter); return; }
-            if (_introduced.Contains(e.Waiter) || plan.Waiters.Any(x => x.Waiter == e.Waiter)) return;
-            plan = plan.With(e.Waiter, e.Kind is TraceKind.Woken or TraceKind.Block ? SeedKind.Asleep : SeedKind.Running);
+            if (_introduced.Contains(e.Waiter) || known.Contains(e.Waiter) || !MayPredateTheTrace(in e)) return;
+            added.Add((e.Waiter, e.Kind is TraceKind.Woken or TraceKind.Block ? SeedKind.Asleep : SeedKind.Running));
+            known.Add(e.Waiter);
             _introduced.Add(e.Waiter);
         }
-        foreach (var a in _ahead) Look(a);
+        foreach (var a in _ahead) Look(in a);
         var ev = new TraceEvent();
-        while (reader.Next(ref ev)) Look(ev);
-        if (plan != seeds) throw new RestartException(plan);
+        while (reader.Next(ref ev)) Look(in ev);
+        return added.Count == 0 ? plan : plan.WithAll(added);
     }
+
+    // Per task, the line of its first wait_init or final: a waiter the task names after that line
+    // cannot be a call that was in flight when the trace began (its wait_init line is missing).
+    private readonly Dictionary<int, long> _firstBoundary = [];
+
+    private void NoteBoundary(in TraceEvent e)
+    {
+        if (e.Kind is TraceKind.WaitInit or TraceKind.Final && e.Task >= 0) _firstBoundary.TryAdd(e.Task, e.Line);
+    }
+
+    /// <summary>A complete line names another task's waiter; the others name the line's own task's.</summary>
+    private bool MayPredateTheTrace(in TraceEvent e) =>
+        e.Kind == TraceKind.Complete || !_firstBoundary.TryGetValue(e.Task, out var first) || first >= e.Line;
 
     /// <summary>
     /// Resolves the line's task: every pending step of that task is applied (in its order), and any
@@ -839,7 +889,12 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
                 if (h.CallOfWaiter.TryGetValue(e.Waiter, out var other)) { Fail(h, $"waiter address {e.Waiter:x} is already in flight ({h.Name(other)})"); return; }
                 if (e.Total >= 0 && e.Total != d.Total) { Fail(h, $"the driver counts {e.Total} thread(s); the model was given {d.Total} (policy {d.Policy.Name}, {d.SecureThreads} secure threads)"); return; }
                 if (e.SysReq >= 0 && e.SysReq != d.SysReqCount && !_registerSeen && seeds.SysReq is null && h.Pending.Count == 0)
-                    throw new RestartException(seeds with { SysReq = e.SysReq });
+                {
+                    // The first counters tell how many system sessions were registered before the trace began.
+                    _restart ??= seeds with { SysReq = e.SysReq };
+                    Fail(h, "system sessions registered before the trace began: checking again from the start");
+                    return;
+                }
                 // Counters are read before the lock, and under emulation a vCPU can be preempted between
                 // the event's timestamp and the read: a value may be older or newer than the line's
                 // place. They are compared and counted, not used to reject a history.
@@ -861,7 +916,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             }
             case TraceKind.Block:
             {
-                var call = Known(h, e.Waiter, SeedKind.Asleep);
+                var call = Known(h, in e, SeedKind.Asleep);
                 Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null) return;
                 var ph = d.Phase(call);
@@ -888,7 +943,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             }
             case TraceKind.Woken:
             {
-                var call = Known(h, e.Waiter, SeedKind.Asleep);
+                var call = Known(h, in e, SeedKind.Asleep);
                 Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null) return;
                 // Returned from wait_for_completion (possibly well before this probe: the wake step was
@@ -903,7 +958,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             }
             case TraceKind.Complete:
             {
-                var target = Known(h, e.Waiter, SeedKind.Running);
+                var target = Known(h, in e, SeedKind.Running);
                 if (h.FailReason is not null) return;
                 if (t!.ExpectComplete.Count == 0)
                 {
@@ -917,7 +972,7 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             }
             case TraceKind.Final:
             {
-                var call = Known(h, e.Waiter, SeedKind.Running);
+                var call = Known(h, in e, SeedKind.Running);
                 Attach(h, t!, e.Task, call);
                 if (h.FailReason is not null || !CheckLeftovers(h, t!)) return;
                 if ((e.Done >= 0 && (e.Done == 1) != d.IsDone(call)) || !h.CountersPlausible(d.Total > 0 ? e.Free : -1, e.SysReq))
@@ -998,8 +1053,9 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
         return false;
     }
 
-    private int Known(Hypothesis h, ulong w, SeedKind kind)
+    private int Known(Hypothesis h, in TraceEvent e, SeedKind kind)
     {
+        var w = e.Waiter;
         if (h.CallOfWaiter.TryGetValue(w, out var call)) return call;
         if (_introduced.Contains(w))
         {
@@ -1007,7 +1063,15 @@ internal sealed class CheckRun(TraceReader reader, string source, ConformanceOpt
             h.FailReason ??= $"waiter {w:x} is not in flight in the model (it ended or never began here), yet a line names it";
             return -1;
         }
-        throw new RestartException(seeds.With(w, kind));
+        if (!MayPredateTheTrace(in e))
+        {
+            h.FailReason ??= $"waiter {w:x} has no wait_init line, and its task began another call at line {_firstBoundary[e.Task]} (so it was not in flight when the trace began)";
+            return -1;
+        }
+        // A call in flight when the trace began: the check starts over with it (and any others met later) in place.
+        _restart ??= seeds.With(w, kind);
+        h.FailReason ??= $"waiter {w:x} was in flight when the trace began: checking again from the start";
+        return -1;
     }
 
     private static void Attach(Hypothesis h, TaskInfo t, int task, int call)

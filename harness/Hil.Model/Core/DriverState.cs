@@ -400,9 +400,42 @@ public sealed class DriverState
         {
             var c = _list[i];
             if (_done[c]) continue;
-            if (_phase[c] == CallPhase.QueuedAsleep && Total > 0 && CanTakeSlot(c)) return c;
-            if (_phase[c] == CallPhase.RefusedAsleep && SecureFree > 0) return c;
+            var admissible = (_phase[c] == CallPhase.QueuedAsleep && Total > 0 && CanTakeSlot(c))
+                             || (_phase[c] == CallPhase.RefusedAsleep && SecureFree > 0);
+            if (admissible && !WakeupPromised(c)) return c;
         }
+        return -1;
+    }
+
+    /// <summary>
+    /// A caller back from the secure world (its thread given back, wait_final still to come) will
+    /// run complete_one — twice when it absorbed a wake-up while it ran. Under legacy and FF-A that
+    /// is the usual state just after an SMC ends: the secure thread is free and the waiter asleep,
+    /// and the wake-up is on its way. True when one of those complete_ones, run now, would pick
+    /// <paramref name="sleeper"/> (ends in any order: each one is tried on the list as it stands).
+    /// </summary>
+    private bool WakeupPromised(int sleeper)
+    {
+        for (var i = 0; i < _listCount; i++)
+        {
+            var ender = _list[i];
+            if (_phase[ender] != CallPhase.Exited) continue;
+            var first = CompleteTarget(ender, -1);
+            if (first == sleeper) return true;
+            if (_done[ender] && first >= 0 && CompleteTarget(ender, first) == sleeper) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The entry complete_one would pick with <paramref name="leaving"/> out of the list and <paramref name="alsoDone"/> taken as done; -1 if none.</summary>
+    private int CompleteTarget(int leaving, int alsoDone)
+    {
+        bool Open(int c) => c != leaving && c != alsoDone && !_done[c];
+        if (Policy.WakeOrder == WakeOrder.SystemFirst)
+            for (var i = 0; i < _listCount; i++)
+                if (_sys[_list[i]] && Open(_list[i])) return _list[i];
+        for (var i = 0; i < _listCount; i++)
+            if (Open(_list[i])) return _list[i];
         return -1;
     }
 

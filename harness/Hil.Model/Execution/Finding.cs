@@ -13,8 +13,8 @@ public enum FindingKind
     InvariantBroken,
 }
 
-/// <summary>One step of a path to a finding, with the state after it.</summary>
-public sealed record PathStep(string Step, string StateAfter);
+/// <summary>One step of a path to a finding, with the state after it; <paramref name="Taken"/> is the step itself (to replay the path).</summary>
+public sealed record PathStep(string Step, string StateAfter, Hil.Model.Execution.Step? Taken = null);
 
 /// <summary>
 /// Something the model says is wrong with a scenario. Simulate fills the times; explore fills the

@@ -102,7 +102,7 @@ public static class Rendering
     {
         var sc = r.Scenario;
         yield return $"scenario {sc.Name}: policy {sc.Policy.Name}, {sc.Threads} secure thread(s), driver counts {sc.DriverTotal}, {sc.Calls.Count} call(s)";
-        yield return $"explored {r.States:N0} states, {r.Transitions:N0} transitions in {r.Elapsed.TotalSeconds:0.00} s ({r.StatesPerSecond:N0} states/s){(r.Complete ? "" : " — INCOMPLETE: state limit reached")}";
+        yield return $"explored {r.States:N0} states, {r.Transitions:N0} transitions in {r.Elapsed.TotalSeconds:0.00} s ({r.StatesPerSecond:N0} states/s){(r.Complete ? "" : $" — INCOMPLETE: {r.IncompleteBecause ?? "state limit reached"}")}";
         yield return $"terminal states: {r.Stats.TerminalStates:N0} ({r.Stats.CompletedTerminalStates:N0} with every call finished), distinct outcomes: {r.FinalOutcomes.Count}";
         yield return $"most in the secure world at once: {r.Stats.MaxInSecure} (normal {r.Stats.MaxNormalInSecure}, system {r.Stats.MaxSystemInSecure})" +
                      (r.Stats.MaxNormalInSecureWhileSystemRegistered >= 0 ? $"; normal while a system session is registered: {r.Stats.MaxNormalInSecureWhileSystemRegistered}" : "");
@@ -130,7 +130,7 @@ public static class Rendering
         yield return JsonSerializer.Serialize(new
         {
             type = "result", scenario = r.Scenario.Name, policy = r.Scenario.Policy.Name, states = r.States, transitions = r.Transitions,
-            seconds = r.Elapsed.TotalSeconds, complete = r.Complete, findings = r.Findings.Count,
+            seconds = r.Elapsed.TotalSeconds, complete = r.Complete, incomplete_because = r.IncompleteBecause, findings = r.Findings.Count,
             max_in_secure = r.Stats.MaxInSecure, max_normal_in_secure = r.Stats.MaxNormalInSecure, max_system_in_secure = r.Stats.MaxSystemInSecure,
             max_normal_while_system_registered = r.Stats.MaxNormalInSecureWhileSystemRegistered,
             terminal_states = r.Stats.TerminalStates, wakeup_loss_reachable = r.Stats.WakeupLossReachable, outcomes = r.FinalOutcomes.Order().ToList(),

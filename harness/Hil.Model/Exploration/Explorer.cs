@@ -6,7 +6,8 @@ using Hil.Model.Scenarios;
 namespace Hil.Model.Exploration;
 
 /// <param name="Symmetry">Keep one state of each set that differs only by swapping interchangeable clients (same results, far fewer states).</param>
-public sealed record ExploreOptions(long MaxStates = 20_000_000, bool Symmetry = true);
+/// <param name="MaxMemoryMiB">Stop (incomplete) once the kept states would take more than this: the state budget alone does not bound memory, since a state's key grows with the scenario.</param>
+public sealed record ExploreOptions(long MaxStates = 20_000_000, bool Symmetry = true, long MaxMemoryMiB = 2048);
 
 /// <summary>Figures over every reachable state.</summary>
 public sealed record ExploreStats(
@@ -29,7 +30,8 @@ public sealed record ExplorationResult(
     IReadOnlyList<Finding> Findings,
     IReadOnlyDictionary<FindingKind, long> FindingStates,
     IReadOnlySet<string> FinalOutcomes,
-    ExploreStats Stats)
+    ExploreStats Stats,
+    string? IncompleteBecause = null)
 {
     public bool HasFindings => Findings.Count > 0 || !Complete;
     public double StatesPerSecond => States / Math.Max(Elapsed.TotalSeconds, 1e-9);
@@ -76,6 +78,12 @@ public static class Explorer
         var lossReachable = false;
         int maxIn = 0, maxNormal = 0, maxSys = 0, maxNormalWhileSys = -1;
         var complete = true;
+        string? incompleteBecause = null;
+        // What one kept state costs besides its key: the key array's header, the dictionary entry,
+        // and the three per-state lists (measured order of magnitude, not exact: it is a budget).
+        const long PerStateOverhead = 24 + 24 + 8 + 4 + 4;
+        var memoryBudget = options.MaxMemoryMiB * 1024L * 1024L;
+        var kept = startKey.Length + PerStateOverhead;
         var run = start.Clone();
         var next = start.Clone();
         Span<byte> keyBuf = stackalloc byte[start.KeyCapacity];
@@ -118,7 +126,19 @@ public static class Explorer
                 var len = next.WriteKey(keyBuf, symmetry);
                 var key = keyBuf[..len];
                 if (lookup.ContainsKey(key)) continue;
-                if (visited.Count >= options.MaxStates) { complete = false; continue; }
+                if (visited.Count >= options.MaxStates)
+                {
+                    complete = false;
+                    incompleteBecause ??= $"state limit reached ({options.MaxStates:N0} states)";
+                    continue;
+                }
+                if (kept + len + PerStateOverhead > memoryBudget)
+                {
+                    complete = false;
+                    incompleteBecause ??= $"memory budget reached ({options.MaxMemoryMiB:N0} MiB of states, {visited.Count:N0} states)";
+                    continue;
+                }
+                kept += len + PerStateOverhead;
                 var stored = key.ToArray();
                 visited[stored] = keys.Count;
                 keys.Add(stored);
@@ -129,10 +149,14 @@ public static class Explorer
 
         var result = findings.Values
             .OrderBy(f => f.Template.Kind).ThenBy(f => f.Index)
-            .Select(f => f.Template with { Path = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry) })
+            .Select(f =>
+            {
+                var (path, end) = PathTo(scenario, f.Index, f.ExtraStep, parent, via, symmetry);
+                return AtEndOfPath(scenario, f.Template, path, end);
+            })
             .ToList();
         return new ExplorationResult(scenario, visited.Count, transitions, sw.Elapsed, complete, result, findingStates, outcomes,
-            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed, lossReachable));
+            new ExploreStats(maxIn, maxNormal, maxSys, maxNormalWhileSys, terminal, completed, lossReachable), incompleteBecause);
 
         // An invariant breaks on a transition: kept as the path to its source state plus that step.
         void Note(ScenarioRun r, int sourceIdx, int stepCode, List<Effect> effects)
@@ -162,8 +186,16 @@ public static class Explorer
         return copy.Outcome();
     }
 
-    /// <summary>Replays the steps from the start to a state, describing each with the state after it.</summary>
-    private static IReadOnlyList<PathStep> PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
+    /// <summary>
+    /// Replays the steps from the start to a state, describing each with the state after it.
+    /// With symmetry reduction the steps were recorded on canonical states (interchangeable
+    /// clients renamed into sorted order after every step), so a recorded step may name client 1
+    /// where the path so far had client 2 doing it. The replay runs on the real, never renamed
+    /// states: each step is translated through the renaming that maps the real state onto the
+    /// canonical one it was recorded on. Every printed step is then one the printed state before
+    /// it allows, and the path replays step by step with the step API. Also returns the last state.
+    /// </summary>
+    private static (IReadOnlyList<PathStep> Path, ScenarioRun End) PathTo(Scenario scenario, int index, int extraStep, List<int> parent, List<int> via, ClientSymmetry? symmetry)
     {
         var codes = new List<int>();
         for (var i = index; i > 0; i = parent[i]) codes.Add(via[i]);
@@ -172,21 +204,53 @@ public static class Explorer
         var fx = new List<Effect>();
         var run = new ScenarioRun(scenario);
         run.RegisterInitialSystemSessions(fx);
-        // Steps were recorded on canonical states: replay them on canonical states too (a path may
-        // name one interchangeable client where another did the same).
-        if (symmetry is { Any: true }) run.Canonicalize(symmetry);
+        var rename = symmetry is { Any: true } ? new Renaming(scenario) : null;
         var path = new List<PathStep>();
         foreach (var code in codes)
         {
             var step = Step.Decode(code);
+            if (rename is not null) step = rename.ToReal(run, symmetry!, step);
             var what = run.Describe(step);
             fx.Clear();
             run.Apply(step, fx);
             var outcome = string.Join(", ", fx.Select(e => Describe(scenario, run, e)).Where(s => s.Length > 0));
-            path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState()));
-            if (symmetry is { Any: true }) run.Canonicalize(symmetry);
+            path.Add(new PathStep(outcome.Length > 0 ? $"{what}: {outcome}" : what, run.DescribeState(), step));
         }
-        return path;
+        return (path, run);
+    }
+
+    /// <summary>Maps a step recorded on the canonical form of a state back onto the state itself.</summary>
+    private sealed class Renaming(Scenario sc)
+    {
+        private readonly int[] _call = new int[sc.Calls.Count], _session = new int[sc.Sessions.Count], _client = new int[sc.Clients.Count];
+        private readonly int[] _callBack = new int[sc.Calls.Count], _clientBack = new int[sc.Clients.Count];
+
+        public Step ToReal(ScenarioRun run, ClientSymmetry symmetry, Step canonical)
+        {
+            // Canonical fills real id → canonical id; the step needs the inverse.
+            symmetry.Canonical(run, _call, _session, _client);
+            for (var i = 0; i < _call.Length; i++) _callBack[_call[i]] = i;
+            for (var i = 0; i < _client.Length; i++) _clientBack[_client[i]] = i;
+            var byClient = canonical.Kind is StepKind.Arrive or StepKind.Register;
+            return canonical with { Subject = byClient ? _clientBack[canonical.Subject] : _callBack[canonical.Subject] };
+        }
+    }
+
+    /// <summary>The finding as seen at the end of its replayed path (real names, not canonical ones).</summary>
+    private static Finding AtEndOfPath(Scenario scenario, Finding template, IReadOnlyList<PathStep> path, ScenarioRun end)
+    {
+        switch (template.Kind)
+        {
+            case FindingKind.Stranded when end.Driver.FindStranded() is var s and >= 0:
+                return Finding.Stranded(scenario, s, null, null, end.DescribeState()) with { Path = path };
+            case FindingKind.Deadlock:
+                var stuck = Enumerable.Range(0, scenario.Calls.Count).Where(c => end.Driver.Phase(c) != CallPhase.Ended).ToList();
+                return Finding.Deadlock(scenario, stuck, end, null) with { Path = path };
+            case FindingKind.InvariantBroken:
+                return template with { State = end.DescribeState(), Path = path };
+            default:
+                return template with { Path = path };
+        }
     }
 
     private static string Describe(Scenario sc, ScenarioRun run, Effect e) => e.Kind switch

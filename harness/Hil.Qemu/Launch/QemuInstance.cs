@@ -208,6 +208,8 @@ public sealed class QemuInstance : IAsyncDisposable
             RedirectStandardError = true,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        // QEMU never needs a board's passwords (and its environment is readable in /proc while it runs).
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi);
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try { p.Start(); }
         catch (System.ComponentModel.Win32Exception ex)
@@ -305,7 +307,7 @@ internal static class Posix
 {
     public static void Terminate(int pid)
     {
-        using var p = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", pid.ToString() }, UseShellExecute = false })
+        using var p = Process.Start(Hil.Boards.Secrets.ChildEnvironment.Scrub(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", pid.ToString() }, UseShellExecute = false }))
             ?? throw new InvalidOperationException("cannot run kill");
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"kill -TERM {pid} failed");

@@ -40,6 +40,8 @@ public static class ExternalTool
         psi.Environment["LANG"] = "C.UTF-8";
         if (environment is not null)
             foreach (var (k, v) in environment) psi.Environment[k] = v;
+        // Build and packaging tools never need a board's passwords.
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi);
 
         using var p = new Process { StartInfo = psi };
         try { p.Start(); }

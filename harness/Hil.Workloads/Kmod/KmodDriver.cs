@@ -160,6 +160,8 @@ public sealed class KmodDriver
     public async Task<KmodInfo> ReadInfoAsync(CancellationToken ct = default) => KmodOutput.Info(await ReadAsync("info", ct).ConfigureAwait(false));
     public async Task<IReadOnlyList<KmodRecord>> ReadResultsAsync(CancellationToken ct = default) => KmodOutput.Records(await ReadAsync("results", ct).ConfigureAwait(false));
     public async Task<IReadOnlyList<KmodSessionInfo>> ReadSessionsAsync(CancellationToken ct = default) => KmodOutput.Sessions(await ReadAsync("sessions", ct).ConfigureAwait(false));
+    /// <summary>OP-TEE's own answer to OPTEE_SMC_GET_THREAD_COUNT, asked by the module (not by the OP-TEE driver).</summary>
+    public async Task<KmodFirmware> ReadFirmwareAsync(CancellationToken ct = default) => KmodOutput.Firmware(await ReadAsync("firmware", ct).ConfigureAwait(false));
     public async Task<string> ReadErrorAsync(CancellationToken ct = default) => (await ReadAsync("error", ct).ConfigureAwait(false)).Trim();
 
     /// <summary>Opens a session and returns what became of it (a system request may come back Unsupported or Rejected).</summary>

@@ -50,6 +50,17 @@ public sealed record KmodInfo(
     int Queued, int Waiting, int Calling, int Done, int Cancelled, ulong T0Ns, int Runs, ulong NowNs,
     IReadOnlyDictionary<string, string> Fields);
 
+/// <summary>
+/// What OP-TEE itself answered the module's fast call OPTEE_SMC_GET_THREAD_COUNT (the firmware
+/// file): its secure thread count, or why there is none (then <see cref="Reason"/> says why).
+/// </summary>
+public sealed record KmodFirmware(int? ThreadCount, string? Conduit, string? Reason)
+{
+    public override string ToString() => ThreadCount is { } n
+        ? $"{n} secure threads (OPTEE_SMC_GET_THREAD_COUNT over {Conduit ?? "?"})"
+        : $"thread count unavailable: {Reason ?? "no reason given"}";
+}
+
 /// <summary>A run started with go: its time base and its calls' records.</summary>
 public sealed record KmodRun(ulong T0Ns, IReadOnlyList<KmodRecord> Calls)
 {
@@ -112,6 +123,34 @@ public static class KmodOutput
         ulong U(string k) => ulong.Parse(F(k), CultureInfo.InvariantCulture);
         return new KmodInfo(F("kernel"), F("system_sessions") == "supported", F("state") == "running", I("sessions"), I("records"),
             I("queued"), I("waiting"), I("calling"), I("done"), I("cancelled"), U("t0_ns"), I("runs"), U("now_ns"), fields);
+    }
+
+    /// <summary>
+    /// The firmware file: "thread_count: N" and "conduit: smc|hvc", or "thread_count: unavailable"
+    /// with "reason: ...". Anything else is a FormatException quoting the file.
+    /// </summary>
+    public static KmodFirmware Firmware(string text)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in Lines(text))
+        {
+            var colon = line.IndexOf(':');
+            if (colon <= 0) throw new FormatException($"firmware line without 'key:': {line}");
+            fields[line[..colon].Trim()] = line[(colon + 1)..].Trim();
+        }
+        var quoted = text.Trim().ReplaceLineEndings(" | ");
+        if (!fields.TryGetValue("thread_count", out var count))
+            throw new FormatException($"firmware file has no 'thread_count:' line: '{quoted}'");
+        fields.TryGetValue("conduit", out var conduit);
+        fields.TryGetValue("reason", out var reason);
+        if (count == "unavailable")
+            return new KmodFirmware(null, conduit, reason ?? throw new FormatException($"firmware file says the thread count is unavailable but gives no 'reason:': '{quoted}'"));
+        // OP-TEE answers an unsigned register; a count a driver could use is a small positive number.
+        if (!int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1)
+            throw new FormatException($"firmware file: thread_count '{count}' is neither a positive number nor 'unavailable': '{quoted}'");
+        if (conduit is not ("smc" or "hvc"))
+            throw new FormatException($"firmware file: conduit '{conduit ?? "(missing)"}' is not smc or hvc: '{quoted}'");
+        return new KmodFirmware(n, conduit, null);
     }
 
     private static IEnumerable<string> Lines(string text) =>

@@ -34,8 +34,8 @@ public sealed record TracedRun(ProbePlan Plan, TraceCapture Capture, CqTraceHead
 /// <summary>
 /// The whole tracing job on one board: read the kernel's facts, get the optee.ko the board runs
 /// (checked by build ID), plan the probes from its disassembly, trace the workload, convert. The
-/// header's policy and thread count come from the board file's facts (kernel_policy, optee_threads),
-/// which are what the suites judge the board by.
+/// header's policy is the loaded driver's own (<see cref="DriverPolicy"/>, from the same
+/// disassembly); its thread count is <see cref="Threads"/>, measured on the board by the caller.
 /// </summary>
 public sealed record CallQueueTracing(Board Board, ILogger Logger)
 {
@@ -50,6 +50,12 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
 
     public TraceOptions Options { get; init; } = new();
 
+    /// <summary>
+    /// OP-TEE's thread count as measured on this boot (the suites read it from the firmware). Null:
+    /// the board file's facts.optee_threads, for tools run by hand without a measurement.
+    /// </summary>
+    public int? Threads { get; init; }
+
     /// <summary>Record in a trace instance of our own when the kernel has them (false: the main buffer, settings restored after).</summary>
     public bool UseInstance { get; init; } = true;
 
@@ -61,9 +67,12 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
     public CallQueueTracer Tracer => new(new SshTraceShell(Board.Ssh), Logger);
 
     /// <summary>Facts, module, plan: everything short of arming (also what `hil trace --plan` prints).</summary>
-    public async Task<ProbePlan> PlanAsync(string workDirectory, CancellationToken ct = default)
+    public async Task<ProbePlan> PlanAsync(string workDirectory, CancellationToken ct = default) =>
+        await PlanAsync(await Tracer.ReadFactsAsync(ct).ConfigureAwait(false), workDirectory, ct).ConfigureAwait(false);
+
+    /// <summary>The plan for facts already read (by a caller that gathered them with other board reads in one round trip).</summary>
+    public async Task<ProbePlan> PlanAsync(KernelFacts facts, string workDirectory, CancellationToken ct = default)
     {
-        var facts = await Tracer.ReadFactsAsync(ct).ConfigureAwait(false);
         var module = await ModuleSource(workDirectory, ct).ConfigureAwait(false);
         if (facts.OpteeBuildId is null || module.BuildId is null)
             Logger.Warning("optee module build IDs not both known (board {Board}, file {File}): cannot prove {Origin} is the loaded module",
@@ -75,6 +84,17 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
         return plan;
     }
 
+    /// <summary>
+    /// The loaded driver's call-queue code without a probe plan: the module file, checked against
+    /// the board's by build ID, and what its disassembly says (enough to tell its <see cref="DriverPolicy"/>).
+    /// </summary>
+    public async Task<(OpteeModuleFile Module, CallQueueCode Code)> DriverCodeAsync(KernelFacts facts, string workDirectory, CancellationToken ct = default)
+    {
+        var module = await ModuleSource(workDirectory, ct).ConfigureAwait(false);
+        module.CheckMatches(facts);
+        return (module, CallQueueAnalyzer.Analyze(await module.DisassembleAsync(ct).ConfigureAwait(false)));
+    }
+
     /// <summary>Traces <paramref name="workload"/> and writes cq-trace.jsonl and ftrace.txt into <paramref name="outputDirectory"/>.</summary>
     public async Task<TracedRun> RunAsync(Func<TraceRun, CancellationToken, Task> workload, string outputDirectory, CancellationToken ct = default)
     {
@@ -84,7 +104,7 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
         var capture = await Tracer.TraceAsync(plan, workload, Options, ct).ConfigureAwait(false);
         var ftracePath = Path.Combine(outputDirectory, "ftrace.txt");
         await File.WriteAllTextAsync(ftracePath, capture.Text, ct).ConfigureAwait(false);
-        var header = HeaderFor(Board, plan);
+        var header = HeaderFor(Board, plan, Threads);
         var tracePath = Path.Combine(outputDirectory, "cq-trace.jsonl");
         ConversionStats stats;
         await using (var output = File.Create(tracePath))
@@ -95,12 +115,12 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
         return run;
     }
 
-    public static CqTraceHeader HeaderFor(Board board, ProbePlan plan)
+    /// <summary>The trace's header: the policy of the driver the plan was made from, and the thread count given (else the board file's).</summary>
+    public static CqTraceHeader HeaderFor(Board board, ProbePlan plan, int? threads = null)
     {
-        var policy = board.Spec.Facts.GetValueOrDefault("kernel_policy")
-            ?? throw new TracingException($"{board.Spec.SourceFile}: facts.kernel_policy is needed to judge the trace (legacy, mainline, ...)");
-        var threads = board.Spec.OpteeThreads
-            ?? throw new TracingException($"{board.Spec.SourceFile}: facts.optee_threads is needed to judge the trace");
-        return new CqTraceHeader(policy, threads, plan.Facts.Release, plan.Kinds, board.Spec.Name);
+        var policy = DriverPolicy.From(plan.Code).Require($"{board.Spec.Name}: optee.ko of kernel {plan.Facts.Release}");
+        var n = threads ?? board.Spec.OpteeThreads
+            ?? throw new TracingException($"{board.Spec.SourceFile}: OP-TEE's thread count is needed to judge the trace: measure it (hil_cq's firmware file) or write facts.optee_threads");
+        return new CqTraceHeader(policy, n, plan.Facts.Release, plan.Kinds, board.Spec.Name);
     }
 }

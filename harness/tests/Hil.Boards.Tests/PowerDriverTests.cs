@@ -36,6 +36,10 @@ public sealed class PowerDriverTests : BoardTest
         var broken = new CommandPowerDriver(spec.Power with { On = ["false"] }, ws.Logger);
         var ex = await Assert.ThrowsAsync<InfrastructureException>(() => broken.OnAsync(ct));
         Assert.That(ex!.Message, Does.Contain("exit code 1"));
+        // A power command's own error lines are the cause: they travel in the one-line message.
+        var talking = new CommandPowerDriver(spec.Power with { On = ["sh", "-c", "echo 'relay 3: no such outlet' >&2; exit 4"] }, ws.Logger);
+        var said = await Assert.ThrowsAsync<InfrastructureException>(() => talking.OnAsync(ct));
+        Assert.That(said!.Message, Does.Contain("exit code 4").And.Contain("relay 3: no such outlet").And.Not.Contain("\n"));
         var missing = new CommandPowerDriver(spec.Power with { On = ["/nonexistent/relay-tool"] }, ws.Logger);
         Assert.That((await Assert.ThrowsAsync<InfrastructureException>(() => missing.OnAsync(ct)))!.Message, Does.Contain("could not start"));
     }

@@ -108,4 +108,37 @@ public class ModelCliTests
         }
         finally { dir.Delete(true); }
     }
+
+    [Test]
+    public void Every_malformed_trace_of_the_corpus_exits_2_naming_file_line_and_field_or_gets_its_verdict()
+    {
+        // The corpus and what each file must give: harness/tests/Hil.Model.Tests/Corpus (make-traces.py).
+        var dir = Repo("harness", "tests", "Hil.Model.Tests", "Corpus", "traces");
+        var wrong = new List<string>();
+        var errors = 0;
+        foreach (var row in File.ReadLines(Path.Combine(dir, "expected.tsv")).Where(l => l.Length > 0 && !l.StartsWith('#')))
+        {
+            var (file, expect) = (row.Split('\t')[0], row.Split('\t')[1].Split(' '));
+            var path = Path.Combine(dir, file);
+            var r = Hil("model", "check-trace", path);
+            var ok = expect[0] switch
+            {
+                "error" => r.Code == 2 && r.Err.Trim().StartsWith($"hil: {path}:{expect[1]}: {expect[2]}: ") && !r.Err.Trim().Contains('\n'),
+                "diverges" => r.Code == 1 && r.Out.Contains($"DIVERGES at line {expect[1]} "),
+                _ => r.Code == 0 && r.Out.Contains("CONFORMS"),
+            };
+            if (expect[0] == "error") errors++;
+            if (!ok) wrong.Add($"{file}: expected {string.Join(' ', expect)}; exit {r.Code}: {r.Err.Trim()}{r.Out.Split('\n').FirstOrDefault(l => l.StartsWith("DIVERGES"))}");
+        }
+        Assert.That(wrong, Is.Empty, string.Join("\n", wrong));
+        Assert.That(errors, Is.GreaterThanOrEqualTo(60));
+    }
+
+    [Test]
+    public void Dev_zero_as_a_trace_exits_2_at_line_1()
+    {
+        if (!File.Exists("/dev/zero")) Assert.Ignore("no /dev/zero here");
+        var r = Hil("model", "check-trace", "/dev/zero");
+        Assert.That((r.Code, r.Err.Trim()), Is.EqualTo((2, $"hil: /dev/zero:1: (line): line longer than 1024 KiB (no newline): not a trace")));
+    }
 }

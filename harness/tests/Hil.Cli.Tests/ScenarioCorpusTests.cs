@@ -156,3 +156,21 @@ public class SimulateScalingTests
         Assert.That((double)large.Bytes / small.Bytes, Is.LessThan(12.0), "10x the calls, about 10x the output (it was ~100x)");
     }
 }
+
+/// <summary>explore stops at its memory budget as it does at its state budget: "incomplete", exit 1, the reason named.</summary>
+[NonParallelizable]
+public class ExploreBudgetTests
+{
+    [Test]
+    public void TheMemoryBudgetEndsTheSearchAsIncomplete()
+    {
+        var scenario = Directory.EnumerateFiles(CliHarness.Repo("testsuites", "model", "bench"), "*.yaml").Order().First();
+        var r = CliHarness.Hil("model", "explore", scenario, "--max-memory", "1");
+        Assert.That(r.Code, Is.EqualTo(1), r.Out + r.Err);
+        Assert.That(r.Out, Does.Contain("INCOMPLETE: memory budget reached (1 MiB of states"));
+        var s = CliHarness.Hil("model", "explore", scenario, "--max-states", "1000");
+        Assert.That(s.Out, Does.Contain("INCOMPLETE: state limit reached (1,000 states)"));
+        var json = CliHarness.Hil("model", "explore", scenario, "--max-memory", "1", "--json");
+        Assert.That(json.Out, Does.Contain("\"complete\":false").And.Contain("\"incomplete_because\":\"memory budget reached"));
+    }
+}

@@ -238,11 +238,16 @@ public class ConformanceTests
 
     private const string LegacyHeader = """{"type":"header","policy":"legacy","threads":2,"probes":["wait_init","admitted","block","woken","complete","final","smc_begin","smc_end"]}""";
 
+    // For hand-written traces that leave out the SMC lines: the header must not claim those probes
+    // were armed (with them armed, a call without smc_begin/smc_end lines is a trace missing lines).
+    private const string HeaderWithoutSmc = """{"type":"header","policy":"mainline","threads":2,"probes":["wait_init","admitted","block","woken","complete","final"]}""";
+    private const string LegacyHeaderWithoutSmc = """{"type":"header","policy":"legacy","threads":2,"probes":["wait_init","admitted","block","woken","complete","final"]}""";
+
     // Mainline, two threads (a board history on 6.12): A absorbed B's wake-up, so A's wait_final
     // calls complete_one twice under the lock. The first wakes W; W returns from
     // wait_for_completion (no lock needed) before the second, which finds W first and not done and
     // completes it again — X stays asleep, and W's move to the tail erases the second wake-up.
-    private const string ForwardRace = Header + """
+    private const string ForwardRace = HeaderWithoutSmc + """
 
         {"t":0.000,"task":"A-1","ev":"wait_init","w":"a0","sys":0}
         {"t":0.000,"task":"A-1","ev":"admitted"}
@@ -374,7 +379,7 @@ public class ConformanceTests
     {
         // Legacy: A's end finds B first in the list and not done, so it must complete B; the trace
         // shows A's next call straight after its wait_final, without a complete line.
-        var trace = LegacyHeader + """
+        var trace = LegacyHeaderWithoutSmc + """
 
             {"t":0.000,"task":"A-1","ev":"wait_init","w":"a0"}
             {"t":0.000,"task":"A-1","ev":"admitted"}

@@ -207,3 +207,28 @@ public class KnownResultsTests
         Assert.That(ex.HasFindings, Is.True, "an incomplete exploration is never a clean result");
     }
 }
+
+public class StrandedOnlyWithoutAWakeupOnItsWayTests
+{
+    [Test]
+    public void A_caller_refused_while_the_holder_returns_is_not_stranded_under_any_policy()
+    {
+        // Issue 11: threads 1, A at 0 holding 10, B at 1 holding 10. Under legacy and FF-A, once A's
+        // SMC returns its thread is free while B sleeps — but A's wait_final is still to come and
+        // will wake B: a wake-up on its way, not a stranded caller.
+        foreach (var policy in Hil.Model.Core.Policy.All)
+        {
+            var sc = Hil.Model.Scenarios.ScenarioParser.Parse($"""
+                policy: {policy.Name}
+                threads: 1
+                clients:
+                  - {"{"} name: A, calls: [{"{"} at: 0, hold: 10 {"}"}] {"}"}
+                  - {"{"} name: B, calls: [{"{"} at: 1, hold: 10 {"}"}] {"}"}
+                """, "issue-11.yaml");
+            var ex = Hil.Model.Exploration.Explorer.Run(sc);
+            Assert.That(ex.Findings.Where(f => f.Kind == Hil.Model.Execution.FindingKind.Stranded).Select(f => f.Summary), Is.Empty, policy.Name);
+            var sim = Hil.Model.Simulation.Simulator.Run(sc);
+            Assert.That(sim.Findings.Where(f => f.Kind == Hil.Model.Execution.FindingKind.Stranded).Select(f => f.Summary), Is.Empty, policy.Name);
+        }
+    }
+}

@@ -119,4 +119,113 @@ public class PropertyTests
         var sim = Simulator.Run(Build(g));
         return Yaml(g) + "\n" + string.Join("\n", Rendering.SimulationText(sim).Take(60));
     }
+
+    // Interchangeable clients (same shape, no dependencies), so the explorer's symmetry reduction is at work.
+    private static readonly Gen<ScenarioGen> SymmetricScenarios =
+        Gen.Select(
+            Gen.Int[0, Policy.All.Count - 1],
+            Gen.Int[1, 3],
+            Gen.Select(
+                Gen.Bool,
+                Gen.Select(Gen.Int[0, 20], Gen.Int[0, 15]).Select((a, h) => new CallGen(a, h, null)).Array[1, 2],
+                Gen.Int[2, 3])
+            .Select((sys, calls, copies) => Enumerable.Repeat(new ClientGen(sys, false, calls), copies).ToArray()).Array[1, 2])
+        .Select((p, t, groups) => new ScenarioGen(p, t, groups.SelectMany(x => x).Take(4).ToArray()));
+
+    /// <summary>
+    /// Replays a finding's printed path with the step API from the start: each step must be one the
+    /// state before it allows, each printed state the one reached, and the end the finding's state
+    /// (the stranded caller stranded there, nothing able to move for a deadlock). Null when it holds.
+    /// </summary>
+    internal static string? ReplayProblem(Scenario sc, Finding f)
+    {
+        if (f.Path is null) return "no path";
+        var run = new ScenarioRun(sc);
+        var fx = new List<Effect>();
+        run.RegisterInitialSystemSessions(fx);
+        var steps = new List<Step>();
+        for (var i = 0; i < f.Path.Count; i++)
+        {
+            var p = f.Path[i];
+            run.EnabledSteps(steps);
+            if (p.Taken is not { } step || !steps.Contains(step)) return $"step {i + 1} ({p.Step}) is not possible in the state before it";
+            run.Apply(step, fx);
+            if (run.DescribeState() != p.StateAfter) return $"step {i + 1} ({p.Step}) reaches {run.DescribeState()}, printed {p.StateAfter}";
+        }
+        if (run.DescribeState() != f.State) return $"the path ends in {run.DescribeState()}, the finding says {f.State}";
+        switch (f.Kind)
+        {
+            case FindingKind.Stranded:
+                var s = run.Driver.FindStranded();
+                if (s < 0 || sc.CallName(s) != f.Subject) return $"at the end of the path {f.Subject} is not stranded";
+                break;
+            case FindingKind.Deadlock:
+                run.EnabledSteps(steps);
+                if (steps.Count > 0 || run.AllEnded) return "at the end of the path something can still move";
+                break;
+        }
+        return null;
+    }
+
+    [Test]
+    public void Every_finding_path_replays_step_by_step_to_its_printed_states_with_symmetry_reduction()
+    {
+        var withFindings = 0;
+        var sample = Gen.OneOf(Scenarios, SymmetricScenarios);
+        sample.Sample(g =>
+        {
+            var sc = Build(g);
+            var ex = Explorer.Run(sc, new ExploreOptions(MaxStates: 100_000, Symmetry: true));
+            if (ex.Findings.Count > 0) withFindings++;
+            return ex.Findings.All(f => ReplayProblem(sc, f) is null);
+        }, iter: 200, print: g =>
+        {
+            var sc = Build(g);
+            var ex = Explorer.Run(sc, new ExploreOptions(MaxStates: 100_000, Symmetry: true));
+            return DescribeForFailure(g) + "\n" + string.Join("\n", ex.Findings.Select(f => $"{f.Summary}: {ReplayProblem(sc, f)}"));
+        });
+        TestContext.Out.WriteLine($"{withFindings} of the sampled scenarios had findings");
+        Assert.That(withFindings, Is.GreaterThan(0), "the sample must contain scenarios with findings, or the test proves nothing");
+    }
+
+    [Test]
+    public void A_stranded_finding_is_a_state_where_no_step_ever_wakes_the_caller_before_something_else_moves()
+    {
+        // Soundness of "no wake-up on its way": from the reported state, taking only steps that do
+        // not end or exit a call (nothing that would run complete_one), the caller is never woken.
+        Gen.OneOf(Scenarios, SymmetricScenarios).Sample(g =>
+        {
+            var sc = Build(g);
+            var ex = Explorer.Run(sc, new ExploreOptions(MaxStates: 100_000));
+            foreach (var f in ex.Findings.Where(f => f.Kind == FindingKind.Stranded))
+            {
+                var run = new ScenarioRun(sc);
+                var fx = new List<Effect>();
+                run.RegisterInitialSystemSessions(fx);
+                foreach (var p in f.Path!) run.Apply(p.Taken!.Value, fx);
+                var stranded = run.Driver.FindStranded();
+                if (stranded < 0) return false;
+                // Every step possible now except ending a call: none of them may hand the caller a wake-up.
+                var steps = new List<Step>();
+                run.EnabledSteps(steps);
+                foreach (var step in steps.Where(s => s.Kind is not (StepKind.End or StepKind.Exit or StepKind.Forward)))
+                {
+                    var next = run.Clone();
+                    fx.Clear();
+                    next.Apply(step, fx);
+                    if (fx.Any(e => e.Kind == EffectKind.Woken && e.Subject == stranded)) return false;
+                }
+                // And a call back from the secure world would not wake it at its wait_final.
+                foreach (var step in steps.Where(s => s.Kind == StepKind.End && run.Driver.Phase(s.Subject) == CallPhase.Exited))
+                {
+                    var next = run.Clone();
+                    fx.Clear();
+                    next.Apply(step, fx);
+                    if (next.Driver.Forwarding() >= 0) next.Apply(new Step(StepKind.Forward, next.Driver.Forwarding()), fx);
+                    if (fx.Any(e => e.Kind == EffectKind.Woken && e.Subject == stranded)) return false;
+                }
+            }
+            return true;
+        }, iter: 200, print: DescribeForFailure);
+    }
 }

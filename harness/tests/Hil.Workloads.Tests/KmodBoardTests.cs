@@ -105,6 +105,32 @@ public class KmodBoardTests(string board)
         }
     }
 
+    /// <summary>
+    /// The firmware file asks OP-TEE itself (OPTEE_SMC_GET_THREAD_COUNT) on both kernels. Checked
+    /// against two sources it does not read: the board file's expectation (a person's reading of
+    /// OP-TEE's configuration) and, where the driver counts (6.8+), the count the driver got at
+    /// probe, which /init's kprobe on optee_cq_init recorded before this module was even loaded.
+    /// </summary>
+    [Test]
+    public async Task FirmwareFileReportsOpteesThreadCountOnBothKernels()
+    {
+        var firmware = await _kmod.ReadFirmwareAsync();
+        var record = (await _board.Ssh.RunCheckedAsync("cat /run/hil/optee_thread_count", TimeSpan.FromSeconds(20))).Stdout.Trim();
+        var expected = Hil.Boards.BoardFiles.BoardFileLoader.Load(Path.Combine(KmodTestSupport.RepoRoot, "boards", board + ".yaml")).OpteeThreads;
+        Say($"firmware: {firmware}; driver's own count (kprobe record): {record}; board file expects {expected?.ToString() ?? "nothing"}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(firmware.ThreadCount, Is.Not.Null, firmware.ToString());
+            Assert.That(firmware.Conduit, Is.EqualTo("smc"), "the QEMU board's device tree names the smc conduit");
+            Assert.That(expected, Is.Not.Null, "the QEMU board files state optee_threads");
+            Assert.That(firmware.ThreadCount, Is.EqualTo(expected), "OP-TEE's answer against the board file's expectation");
+            if (_board.HasSystemSessions)
+                Assert.That(record, Is.EqualTo(firmware.ThreadCount.ToString()), "the 6.12 driver asked OP-TEE the same question at probe");
+            else
+                Assert.That(record, Is.EqualTo("unavailable"), "the 6.1 driver never asks OP-TEE for its thread count");
+        }
+    }
+
     private static readonly (string Line, string Errno, string Reason)[] BadLines =
     [
         ("bogus", "EINVAL", "unknown command 'bogus'"),

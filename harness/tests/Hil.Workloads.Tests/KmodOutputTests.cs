@@ -112,4 +112,31 @@ public class KmodOutputTests
         }
         Assert.Throws<FormatException>(() => KmodOutput.Info("kernel: x\n"));
     }
+
+    [Test]
+    public void FirmwareFileGivesTheCountOrTheReasonThereIsNone()
+    {
+        var counted = KmodOutput.Firmware("thread_count: 2\nconduit: smc\n");
+        var none = KmodOutput.Firmware("thread_count: unavailable\nreason: OPTEE_SMC_GET_THREAD_COUNT returned 0xffffffff\nconduit: smc\n");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(counted, Is.EqualTo(new KmodFirmware(2, "smc", null)));
+            Assert.That(none.ThreadCount, Is.Null);
+            Assert.That(none.Reason, Is.EqualTo("OPTEE_SMC_GET_THREAD_COUNT returned 0xffffffff"));
+            Assert.That(none.ToString(), Does.Contain("0xffffffff"));
+        }
+    }
+
+    [TestCase("conduit: smc\n", "no 'thread_count:'")]
+    [TestCase("thread_count: unavailable\n", "no 'reason:'")]
+    [TestCase("thread_count: 0\nconduit: smc\n", "thread_count '0'")]
+    [TestCase("thread_count: -3\nconduit: smc\n", "thread_count '-3'")]
+    [TestCase("thread_count: two\nconduit: smc\n", "thread_count 'two'")]
+    [TestCase("thread_count: 2\n", "conduit '(missing)'")]
+    [TestCase("thread_count 2\n", "without 'key:'")]
+    public void AMalformedFirmwareFileIsRefusedNamingWhatIsWrong(string text, string expected)
+    {
+        var ex = Assert.Throws<FormatException>(() => KmodOutput.Firmware(text));
+        Assert.That(ex!.Message, Does.Contain(expected));
+    }
 }

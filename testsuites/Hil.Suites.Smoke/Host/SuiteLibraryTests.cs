@@ -63,7 +63,7 @@ public sealed class SuiteLibraryTests
     }
 
     [Test]
-    public void ABoardFileWithoutSuiteFactsIsRefusedWithFileLineAndField()
+    public void ABoardFileWithAnUnknownPolicyIsRefusedWithFileLineAndField()
     {
         var file = Path.Combine(_dir, "lab-board.yaml");
         File.WriteAllText(file, """
@@ -76,17 +76,95 @@ public sealed class SuiteLibraryTests
             """);
         var t = BoardSelection.Parse(file, Boards, _dir).Single();
         Assert.That(t.SelectionError, Does.Contain($"{file}:6:").And.Contain("facts.kernel_policy: 'v10' is not a policy suites know"));
-        Assert.That(t.SelectionError, Does.Contain($"{file}:4:").And.Contain("facts.optee_threads: missing"));
     }
 
     [Test]
-    public void TheQemuBoardFilesStateTheirFacts()
+    public void BoardFileFactsAreOptionalExpectations()
+    {
+        var file = Path.Combine(_dir, "lab-board.yaml");
+        File.WriteAllText(file, """
+            name: lab-board
+            console:
+              device: /dev/ttyUSB0
+            facts:
+              soc: imx8mp
+            """);
+        var t = BoardSelection.Parse(file, Boards, _dir).Single();
+        Assert.That(t.SelectionError, Is.Null, "policy and thread count are measured on the board; a board file need not state them");
+        Assert.That(SuiteFacts.FromBoardFile(BoardFileLoader.Load(file)), Is.EqualTo(new SuiteFacts(null, null)));
+    }
+
+    [Test]
+    public void TheQemuBoardFilesStateTheirExpectations()
     {
         QemuBoardsRegistration.Ensure();
-        var mainline = SuiteFacts.FromBoardFile(BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee.yaml")));
+        var spec = BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee.yaml"));
+        var mainline = SuiteFacts.FromBoardFile(spec);
         var legacy = SuiteFacts.FromBoardFile(BoardFileLoader.Load(Path.Combine(Boards, "qemu-optee-6.1.yaml")));
-        Assert.That(mainline, Is.EqualTo(new SuiteFacts("mainline", 2)));
-        Assert.That(legacy, Is.EqualTo(new SuiteFacts("legacy", 2)));
+        Assert.That((mainline.KernelPolicy, mainline.OpteeThreads), Is.EqualTo(("mainline", (int?)2)));
+        Assert.That((legacy.KernelPolicy, legacy.OpteeThreads), Is.EqualTo(("legacy", (int?)2)));
+        Assert.That(mainline.ThreadsFrom, Does.Match(@"qemu-optee\.yaml:\d+: facts\.optee_threads$"));
+        Assert.That(mainline.PolicyFrom, Does.Match(@"qemu-optee\.yaml:\d+: facts\.kernel_policy$"));
+    }
+
+    private static Fact Threads(string? measured, string? expected) => new()
+    {
+        Name = "OP-TEE thread count", Measured = measured, MeasuredFrom = measured is null ? null : "firmware: OPTEE_SMC_GET_THREAD_COUNT",
+        NotMeasured = measured is null ? "hil_cq could not be loaded: no kit" : null,
+        Expected = expected, ExpectedFrom = expected is null ? null : "boards/lab.yaml:9: facts.optee_threads",
+    };
+
+    private static BoardFacts Facts(Fact threads, string record) => new()
+    {
+        Board = "lab", BoardFile = "boards/lab.yaml", Source = "real board", Session = 1, ReadAtUtc = DateTimeOffset.UnixEpoch,
+        Policy = new Fact { Name = "kernel policy", Measured = "mainline", MeasuredFrom = "driver: optee.ko" },
+        Threads = threads, DriverThreadsRecord = record,
+    };
+
+    [Test]
+    public void AMeasuredFactContradictingTheBoardFileIsAProductFailureNamingBothValues()
+    {
+        var ex = Assert.Throws<ProductFailureException>(() => Facts(Threads("4", "2"), "absent").RequireThreads());
+        Assert.That(ex!.Message, Is.EqualTo("OP-TEE thread count: measured 4 on the board, but boards/lab.yaml:9: facts.optee_threads expects 2"));
+        Assert.That(ex.Evidence, Has.Some.Contains("OPTEE_SMC_GET_THREAD_COUNT"));
+    }
+
+    [Test]
+    public void TheFirmwareAndTheDriverDisagreeing_IsAProductFailureNamingBoth()
+    {
+        var ex = Assert.Throws<ProductFailureException>(() => Facts(Threads("4", null), "2").RequireThreads());
+        Assert.That(ex!.Message, Does.Contain("OP-TEE reports 4 secure threads, but the OP-TEE driver counts 2"));
+    }
+
+    [Test]
+    public void AFactThatWasNotMeasuredIsNotReplacedByTheBoardFile()
+    {
+        var ex = Assert.Throws<HilException>(() => Facts(Threads(null, "2"), "absent").RequireThreads());
+        Assert.That(ex!.Message, Does.Contain("OP-TEE thread count could not be measured on the board: hil_cq could not be loaded"));
+    }
+
+    [Test]
+    public void AgreeingFactsAreUsed_AndFactsTxtSaysWhereEachCameFrom()
+    {
+        var facts = Facts(Threads("2", "2"), "2");
+        Assert.That(facts.RequireThreads(), Is.EqualTo(2));
+        Assert.That(Facts(Threads("2", null), "unavailable").RequireThreads(), Is.EqualTo(2), "no expectation, a driver that does not count");
+        facts.WriteTo(_dir);
+        var txt = File.ReadAllText(Path.Combine(_dir, "facts.txt"));
+        Assert.That(txt, Does.Contain("kernel policy:  mainline — measured (driver: optee.ko); the board file states none"));
+        Assert.That(txt, Does.Contain("threads:        2 — measured (firmware: OPTEE_SMC_GET_THREAD_COUNT); boards/lab.yaml:9: facts.optee_threads expects 2"));
+        Assert.That(File.ReadAllText(Path.Combine(_dir, "facts.json")), Does.Contain("\"measured_from\": \"firmware: OPTEE_SMC_GET_THREAD_COUNT\""));
+    }
+
+    [Test]
+    public void TheFactsCommandsOutputSplitsIntoItsSections()
+    {
+        var sections = FactsReader.Sections("noise\n@@hil-facts kernel\nrelease=6.12\nsym=optee_cq_init\n@@hil-facts firmware\nthread_count: 2\r\nconduit: smc\n@@hil-facts record\n2\n");
+        Assert.That(sections.Keys, Is.EquivalentTo(new[] { "kernel", "firmware", "record" }));
+        Assert.That(sections["firmware"], Is.EqualTo("thread_count: 2\nconduit: smc\n"));
+        Assert.That(sections["record"].Trim(), Is.EqualTo("2"));
+        Assert.That(FactsReader.Script(moduleLoaded: true), Does.Contain("cat /sys/kernel/debug/hil_cq/firmware").And.Contain("@@hil-facts record"));
+        Assert.That(FactsReader.Script(moduleLoaded: false), Does.Not.Contain("hil_cq/firmware"));
     }
 
     [TestCase(FailureClass.Infrastructure, "[infrastructure] ")]
@@ -114,6 +192,8 @@ public sealed class SuiteLibraryTests
             Assert.That(BoardTestRunner.Classify(new OperationCanceledException(), null, true, budget).Class, Is.EqualTo(FailureClass.Product), "a spent budget: a hang");
             Assert.That(BoardTestRunner.Classify(new LinkLostException("gone"), null, false, budget), Is.EqualTo(new Failure(FailureClass.Infrastructure, "gone", [], true)));
             Assert.That(BoardTestRunner.Classify(new IOException("reset"), null, false, budget).Retryable, Is.True);
+            Assert.That(BoardTestRunner.Classify(new DirectoryNotFoundException("no results folder"), null, false, budget),
+                Has.Property(nameof(Failure.Class)).EqualTo(FailureClass.Test).And.Property(nameof(Failure.Retryable)).False, "a host path the test got wrong is not the lab's");
             Assert.That(BoardTestRunner.Classify(new ProductFailureException("panic"), null, false, budget).Retryable, Is.False);
             Assert.That(BoardTestRunner.Classify(new NullReferenceException(), null, false, budget).Class, Is.EqualTo(FailureClass.Test), "a harness bug");
             Assert.That(BoardTestRunner.Classify(new HostKeyRejectedException("changed"), null, false, budget).Retryable, Is.False, "a changed host key stays changed");

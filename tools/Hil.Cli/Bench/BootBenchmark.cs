@@ -247,6 +247,7 @@ public sealed class BootBenchmark : IBenchmark
         };
         foreach (var a in new[] { script, launch.QemuBinary, launch.ConsoleSocketPath, prompt.TrimEnd('$') }.Concat(launch.Arguments()))
             psi.ArgumentList.Add(a);
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start expect");
         var stdout = await p.StandardOutput.ReadToEndAsync(ct);
         var stderr = await p.StandardError.ReadToEndAsync(ct);

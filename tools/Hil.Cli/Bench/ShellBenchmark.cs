@@ -94,6 +94,7 @@ public sealed class ShellBenchmark : IBenchmark
         await using var peer = await ConsolePeer.StartAsync(PeerShell.Dash);
         var psi = new ProcessStartInfo("expect") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { script, peer.TtyPath, n.ToString(CultureInfo.InvariantCulture), "hiltest", "hil-secret" }) psi.ArgumentList.Add(a);
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi);
         using var p = Process.Start(psi)!;
         var stdout = await p.StandardOutput.ReadToEndAsync(ct);
         await p.WaitForExitAsync(ct);

@@ -79,7 +79,8 @@ public static class ModelCommands
         var policy = PolicyOpt();
         var json = JsonOpt();
         var max = new Option<long>("--max-states") { Description = "stop after this many states (reported as incomplete)", DefaultValueFactory = _ => 20_000_000 };
-        var cmd = new Command("explore", "Every interleaving: deadlocks, stranded waiters, broken invariants, with shortest paths") { file, policy, json, max };
+        var memory = new Option<long>("--max-memory") { Description = "stop after the kept states take this many MiB (reported as incomplete)", DefaultValueFactory = _ => 2048 };
+        var cmd = new Command("explore", "Every interleaving: deadlocks, stranded waiters, broken invariants, with shortest paths") { file, policy, json, max, memory };
         cmd.SetAction(pr =>
         {
             var maxStates = pr.GetValue(max);
@@ -88,7 +89,10 @@ public static class ModelCommands
             var scenario = LoadScenario(pr.GetValue(file)!, pr.GetValue(policy));
             if (scenario.Calls.Count > Explorer.MaxCalls)
                 throw new ScenarioException(scenario.Source, 1, "clients", $"explore handles at most {Explorer.MaxCalls} calls, this scenario has {scenario.Calls.Count}; use simulate");
-            var result = Explorer.Run(scenario, new ExploreOptions(maxStates));
+            var maxMemory = pr.GetValue(memory);
+            if (maxMemory < 1)
+                throw new ScenarioException("--max-memory", 0, "max-memory", $"{maxMemory} is not a memory budget; give a whole number of MiB, at least 1");
+            var result = Explorer.Run(scenario, new ExploreOptions(maxStates, MaxMemoryMiB: maxMemory));
             foreach (var line in pr.GetValue(json) ? Rendering.ExplorationJson(result) : Rendering.ExplorationText(result))
                 Console.Out.WriteLine(line);
             return result.HasFindings ? 1 : 0;

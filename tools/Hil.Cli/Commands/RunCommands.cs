@@ -179,14 +179,15 @@ internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, I
         return boards;
     }
 
-    /// <summary>The suites judge a board by these facts; a board file without them is refused before anything runs.</summary>
+    /// <summary>
+    /// The suites measure policy and thread count on the board; a board file may state them as
+    /// expectations, and one the suites would not understand is refused before anything runs.
+    /// </summary>
     private static void CheckSuiteFacts(BoardSpec spec)
     {
         string[] policies = ["mainline", "legacy"];
-        if (!spec.Facts.TryGetValue("kernel_policy", out var policy) || !policies.Contains(policy))
-            throw new UsageException($"{spec.SourceFile}: facts.kernel_policy: {(policy is null ? "missing" : $"'{policy}' is not a policy the suites know")}; write mainline or legacy");
-        if (spec.OpteeThreads is null)
-            throw new UsageException($"{spec.SourceFile}: facts.optee_threads: missing; write OP-TEE's thread count (CFG_NUM_THREADS)");
+        if (spec.Facts.TryGetValue("kernel_policy", out var policy) && !policies.Contains(policy))
+            throw new UsageException($"{spec.SourceFile}: facts.kernel_policy: '{policy}' is not a policy the suites know; write mainline or legacy, or leave it out (it is measured on the board)");
     }
 }
 
@@ -358,10 +359,13 @@ internal sealed class RunJob(RunRequest request)
     }
 
     /// <summary>Runs dotnet with an argument vector (no shell), all output into <paramref name="logFile"/>.</summary>
-    private static async Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
+    private async Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
         Action<string>? onLine, CancellationToken ct)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        // The suites log in to the boards of this run with their secrets; no other secret goes along,
+        // and a build gets none at all.
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi, env is null ? [] : request.Boards.SelectMany(b => Hil.Boards.Secrets.ChildEnvironment.VariablesOf(b.Spec)));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["TESTINGPLATFORM_TELEMETRY_OPTOUT"] = "1";
