@@ -9,4 +9,5 @@ root.Subcommands.Add(BenchCommands.Build());
 root.Subcommands.Add(BoardCommands.Build());
 foreach (var c in QemuCommands.Build()) root.Subcommands.Add(c);
 root.Subcommands.Add(RunCommands.Build());
+root.Subcommands.Add(PatchCommands.Build());
 return CliRunner.Run(root, args);

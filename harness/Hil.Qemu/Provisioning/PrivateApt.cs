@@ -119,6 +119,21 @@ public sealed class PrivateApt
         return result;
     }
 
+    /// <summary>
+    /// Resolves one package at an exact version, whatever the candidate is: a board's kernel pins
+    /// the version of everything built against it (its source, its headers), and the archive's
+    /// candidate moves on with every point release.
+    /// </summary>
+    public async Task<ResolvedPackage> ResolveExactAsync(string name, string version, CancellationToken ct)
+    {
+        var show = await Apt("apt-cache", ["show", $"{name}={version}"], ct, allowMissing: true);
+        var st = ParseStanzas(show.Stdout).FirstOrDefault(s => s.GetValueOrDefault("Package") == name && s.GetValueOrDefault("Version") == version)
+            ?? throw new ProvisioningException($"package '{name}' version {version} was not found in the {Name} apt configuration ({string.Join(", ", Sources.Select(s => s.Suite))})");
+        var madison = await Apt("apt-cache", ["madison", name], ct, allowMissing: true);
+        return new ResolvedPackage(name, version, st["Architecture"], SuiteOf(madison.Stdout, name, version, "Packages"),
+            st["SHA256"], long.Parse(st["Size"]));
+    }
+
     /// <summary>The 'Depends' of the candidate of one package, as (name, exact version or null) pairs; alternatives keep the first.</summary>
     public async Task<IReadOnlyList<(string Name, string? ExactVersion)>> DependsAsync(string name, CancellationToken ct)
     {
