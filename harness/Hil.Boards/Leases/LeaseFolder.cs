@@ -20,6 +20,13 @@ public sealed partial class LeaseFolder
     private const int LockUn = 8;
     private const int Ewouldblock = 11;
 
+    private const int OReadWrite = 2;
+    private const int OCreate = 0x40;
+    private const int OCloseOnExec = 0x80000;
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags, int mode);
+
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int Flock(SafeFileHandle fd, int operation);
 
@@ -62,8 +69,10 @@ public sealed partial class LeaseFolder
         }
     }
 
-    private TestErrorException NotWritable(Exception ex) =>
-        new($"lease folder {Path} is not writable: {ex.Message.Split('\n')[0]} (set {Variable} to a writable folder)", ex);
+    private TestErrorException NotWritable(Exception ex) => NotWritable(ex.Message.Split('\n')[0], ex);
+
+    private TestErrorException NotWritable(string why, Exception? ex = null) =>
+        new($"lease folder {Path} is not writable: {why} (set {Variable} to a writable folder)", ex);
 
     /// <summary>
     /// Holds the board's flock while <paramref name="body"/> runs. The lock is tried without
@@ -72,16 +81,11 @@ public sealed partial class LeaseFolder
     /// </summary>
     public async Task<T> UnderLockAsync<T>(string board, DateTimeOffset deadline, Func<T> body, CancellationToken ct)
     {
-        SafeFileHandle handle;
-        try
-        {
-            // FileShare.ReadWrite: .NET then takes no lock of its own; the explicit flock below is the lock.
-            handle = File.OpenHandle(LockFile(board), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw NotWritable(ex);
-        }
+        // open(2) itself, not File.OpenHandle: .NET takes a flock of its own on files it opens, which
+        // would make a second process fail to open the lock file instead of waiting for the lock.
+        var fd = Open(LockFile(board), OReadWrite | OCreate | OCloseOnExec, 0x1B6 /* 0666, less the umask */);
+        if (fd < 0) throw NotWritable($"cannot create {LockFile(board)}: {Marshal.GetLastPInvokeErrorMessage()}");
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
         using (handle)
         {
             while (Flock(handle, LockEx | LockNb) != 0)

@@ -76,6 +76,8 @@ internal static class ProcessTable
         var close = stat.LastIndexOf(')');
         if (close < 0) return null;
         var fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // A zombie (killed, not yet reaped by its parent) has ended: it will never renew or release.
+        if (fields.Length > 0 && fields[0] is "Z" or "X") return null;
         // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
         return fields.Length > 19 && long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) ? ticks : null;
     }
