@@ -80,12 +80,12 @@ public sealed class BoardLease : IAsyncDisposable, IDisposable
         var token = Guid.NewGuid().ToString("N");
         var deadline = DateTimeOffset.UtcNow + wait;
         var poll = TimeSpan.FromMilliseconds(Math.Clamp(ttl.TotalMilliseconds / 10, 20, 250));
-        string? waitingFor = null;
+        string? waitingFor = null; // whom we are waiting for, so that the log says so once per holder, not once per poll
         while (true)
         {
             ct.ThrowIfCancellationRequested();
             var lockDeadline = Max(deadline, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(2));
-            var (taken, busy) = await folder.UnderLockAsync(board, lockDeadline, () => TryTake(folder, board, me, token, ttl, log), ct)
+            var (taken, busy, holderKey) = await folder.UnderLockAsync(board, lockDeadline, () => TryTake(folder, board, me, token, ttl, log), ct)
                 .ConfigureAwait(false);
             if (taken is not null)
             {
@@ -97,9 +97,9 @@ public sealed class BoardLease : IAsyncDisposable, IDisposable
             }
             if (DateTimeOffset.UtcNow >= deadline)
                 throw new InfrastructureException($"{busy}; gave up after waiting {wait.TotalSeconds:0.#} s");
-            if (busy != waitingFor)
+            if (holderKey != waitingFor)
             {
-                waitingFor = busy;
+                waitingFor = holderKey;
                 log.Information("{Busy}: waiting up to {Seconds:0.#} s", busy, (deadline - DateTimeOffset.UtcNow).TotalSeconds);
             }
             var left = deadline - DateTimeOffset.UtcNow;
@@ -107,8 +107,8 @@ public sealed class BoardLease : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>One attempt, under the board's lock: the new lease, or why the board is not free.</summary>
-    private static (LeaseRecord? Taken, string? Busy) TryTake(LeaseFolder folder, string board, LeaseHolder me, string token, TimeSpan ttl, ILogger log)
+    /// <summary>One attempt, under the board's lock: the new lease, or why the board is not free and who (or what) holds it.</summary>
+    private static (LeaseRecord? Taken, string? Busy, string? HolderKey) TryTake(LeaseFolder folder, string board, LeaseHolder me, string token, TimeSpan ttl, ILogger log)
     {
         var now = DateTimeOffset.UtcNow;
         var state = folder.Read(board, now);
@@ -121,20 +121,21 @@ public sealed class BoardLease : IAsyncDisposable, IDisposable
             // block a board for good.
             var age = now - new DateTimeOffset(state.WrittenUtc, TimeSpan.Zero);
             if (age <= ttl)
-                return (null, $"{corrupt.Message} (changed {age.TotalSeconds:0.#} s ago: taken over only once unchanged for the ttl, {ttl.TotalSeconds:0.#} s)");
+                return (null, $"{corrupt.Message} (changed {age.TotalSeconds:0.#} s ago: taken over only once unchanged for the ttl, {ttl.TotalSeconds:0.#} s)",
+                    corrupt.Message);
             log.Warning("board {Board}: taking over {Problem}; unchanged for {Age:0.#} s, longer than the ttl ({Ttl:0.#} s)",
                 board, corrupt.Message, age.TotalSeconds, ttl.TotalSeconds);
         }
         else if (state.Lease is { } held)
         {
             var why = now > held.ExpiresUtc ? $"expired at {Stamp(held.ExpiresUtc)}" : held.Holder.WhyDead();
-            if (why is null) return (null, $"board {board} is leased by {held.Holder} until {Stamp(held.ExpiresUtc)} ({file})");
+            if (why is null) return (null, $"board {board} is leased by {held.Holder} until {Stamp(held.ExpiresUtc)} ({file})", held.Token);
             log.Warning("board {Board}: taking over the lease of {Holder} (taken {Taken}, expires {Expires}): {Why}",
                 board, held.Holder.ToString(), Stamp(held.TakenUtc), Stamp(held.ExpiresUtc), why);
         }
         var lease = new LeaseRecord(board, me, token, now, now, now + ttl, ttl);
         folder.Write(lease);
-        return (lease, null);
+        return (lease, null, null);
     }
 
     /// <summary>Renews every ttl/3, so two renewals may fail (a slow disk, a busy machine) before the lease expires.</summary>
@@ -149,8 +150,10 @@ public sealed class BoardLease : IAsyncDisposable, IDisposable
                 {
                     await _folder.UnderLockAsync(Board, DateTimeOffset.UtcNow + _record.Ttl / 3, RenewOnce, _stop.Token).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is HilException or IOException)
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
+                    // Whatever went wrong, the loop must go on: the next tick may succeed, and a dead
+                    // renewal task would let the lease expire silently under a run that still uses the board.
                     _log.Warning("board {Board}: renewing the lease failed: {Message}", Board, ex.Message);
                     if (DateTimeOffset.UtcNow > _record.ExpiresUtc)
                         MarkLost($"board {Board}: the lease expired at {Stamp(_record.ExpiresUtc)} and could not be renewed: {ex.Message}");
