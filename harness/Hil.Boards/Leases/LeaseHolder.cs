@@ -36,7 +36,8 @@ public sealed record LeaseHolder(string Owner, string Host, string BootId, int P
         if (bootId != BootId) return $"host {Host} has rebooted since (boot id {BootId}, now {bootId})";
         var start = ProcessTable.StartTicks(Pid);
         if (start is null) return $"pid {Pid} is no longer running";
-        if (start != ProcessStart) return $"pid {Pid} is now another process (started at tick {start}, the holder at tick {ProcessStart})";
+        // 0: the holder could not read its own start, so a pid reuse cannot be told from the holder.
+        if (ProcessStart != 0 && start != ProcessStart) return $"pid {Pid} is now another process (started at tick {start}, the holder at tick {ProcessStart})";
         return null;
     }
 }

@@ -114,6 +114,33 @@ public sealed class LeaseTests : BoardTest
         Assert.That(log.All.Count(l => l.Contains("waiting up to")), Is.EqualTo(2), log.ToString());
     }
 
+    [TestCase("reused pid", "is now another process")]
+    [TestCase("rebooted", "has rebooted since")]
+    [TestCase("alive", null)]
+    public async Task HolderOnThisHost_IsProvenDead_ByItsPidsStartOrTheBootId(string how, string? why)
+    {
+        using var ws = new Workspace();
+        var folder = Path.Combine(ws.Dir, "leases");
+        Directory.CreateDirectory(folder);
+        // The holder's pid is this test's own: alive, so only the start time or the boot id can tell it is not the holder.
+        var me = Environment.ProcessId;
+        var start = long.Parse(File.ReadAllText($"/proc/{me}/stat").Split(')')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[19]);
+        var bootId = File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+        var o = ValidRecord("b1", Environment.MachineName, me, DateTimeOffset.UtcNow.AddSeconds(20), ttlSeconds: 20);
+        o["boot_id"] = how == "rebooted" ? "00000000-0000-0000-0000-000000000000" : bootId;
+        o["process_start_ticks"] = how == "reused pid" ? start + 1 : start;
+        await File.WriteAllTextAsync(Path.Combine(folder, "b1.lease"), o.ToJsonString());
+        var log = new LogLines();
+        if (why is null)
+        {
+            var e = await Assert.ThrowsAsync<InfrastructureException>(() => TakeAsync(folder, log));
+            Assert.That(e!.Message, Does.StartWith($"board b1 is leased by alice@{Environment.MachineName} pid {me} until "));
+            return;
+        }
+        await using var lease = await TakeAsync(folder, log);
+        Assert.That(log.All, Has.Some.Contains($"taking over the lease of alice@{Environment.MachineName} pid {me}").And.Some.Contains(why), log.ToString());
+    }
+
     [Test]
     public async Task Renewal_KeepsALongHoldersLeaseAlivePastItsTtl()
     {
