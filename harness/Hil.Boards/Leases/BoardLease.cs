@@ -117,8 +117,9 @@ public sealed class BoardLease : IAsyncDisposable, IDisposable
         {
             // A corrupt file was never written by a lease holder (they replace files atomically) and no
             // holder has renewed over it. It blocks the board until it has been left alone for the ttl:
-            // long enough that a holder would have rewritten it, short enough that tampering cannot
-            // block a board for good.
+            // long enough that a holder would have rewritten it (it renews at a third of its ttl, the
+            // same as ours when everyone uses hil run's ttl), short enough that tampering cannot block a
+            // board for good.
             var age = now - new DateTimeOffset(state.WrittenUtc, TimeSpan.Zero);
             if (age <= ttl)
                 return (null, $"{corrupt.Message} (changed {age.TotalSeconds:0.#} s ago: taken over only once unchanged for the ttl, {ttl.TotalSeconds:0.#} s)",
