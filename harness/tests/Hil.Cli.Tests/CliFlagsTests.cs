@@ -12,21 +12,7 @@ namespace Hil.Cli.Tests;
 [NonParallelizable]
 public class CliFlagsTests
 {
-    private static (int Code, string Out, string Err) Hil(params string[] args)
-    {
-        var root = new RootCommand("hil");
-        root.Subcommands.Add(ModelCommands.Build());
-        root.Subcommands.Add(BenchCommands.Build());
-        root.Subcommands.Add(BoardCommands.Build());
-        foreach (var c in QemuCommands.Build()) root.Subcommands.Add(c);
-        root.Subcommands.Add(RunCommands.Build());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliRunner.Run(root, args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    private static (int Code, string Out, string Err) Hil(params string[] args) => CliHarness.Hil(args);
 
     private static string Scenario => CliHarness.Repo("testsuites", "model", "total-minus-one.yaml");
     private static string Trace => Directory.EnumerateFiles(CliHarness.Repo("harness", "tests", "Hil.Model.Tests", "Traces"), "*.jsonl").First();

@@ -9,24 +9,9 @@ namespace Hil.Cli.Tests;
 [NonParallelizable]
 public class ModelCliTests
 {
-    private static string Repo(params string[] parts)
-    {
-        for (var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "HilHarness.sln"))) return Path.Combine([d.FullName, .. parts]);
-        throw new InvalidOperationException("repository root not found");
-    }
+    private static string Repo(params string[] parts) => CliHarness.Repo(parts);
 
-    private static (int Code, string Out, string Err) Hil(params string[] args)
-    {
-        var root = new RootCommand("hil");
-        root.Subcommands.Add(ModelCommands.Build());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliRunner.Run(root, args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    private static (int Code, string Out, string Err) Hil(params string[] args) => CliHarness.Hil(args);
 
     [Test]
     public void Simulate_exits_0_without_findings_and_1_with_one()

@@ -11,17 +11,7 @@ namespace Hil.Cli.Tests;
 [NonParallelizable]
 public class PatchCliTests
 {
-    private static (int Code, string Out, string Err) Hil(params string[] args)
-    {
-        var root = new RootCommand("hil");
-        root.Subcommands.Add(PatchCommands.Build());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliRunner.Run(root, args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    private static (int Code, string Out, string Err) Hil(params string[] args) => CliHarness.Hil(args);
 
     private static string Corpus(string name) => CliHarness.Repo("testsuites", "patches", name);
 

@@ -105,14 +105,11 @@ internal static class CliHarness
 
     public static (int Code, string Out, string Err) Hil(params string[] args)
     {
-        var root = new RootCommand("hil");
-        root.Subcommands.Add(ModelCommands.Build());
-        root.Subcommands.Add(BoardCommands.Build());
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         using var o = new StringWriter();
         using var e = new StringWriter();
         Console.SetOut(o); Console.SetError(e);
-        try { return (CliRunner.Run(root, args), o.ToString(), e.ToString()); }
+        try { return (CliRunner.Run(CliRoot.Build(), args), o.ToString(), e.ToString()); }
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 }
