@@ -32,6 +32,10 @@ public class CliFlagsTests
         yield return Case("state budget negative", "model", "explore", "x.yaml", "--max-states", "-1");
         yield return Case("state budget overflow", "model", "explore", "x.yaml", "--max-states", "99999999999999999999999");
         yield return Case("threads not a number", "model", "check-trace", "t.jsonl", "--threads", "two");
+        yield return Case("threads zero", "model", "check-trace", "t.jsonl", "--threads", "0");
+        yield return Case("threads negative", "model", "check-trace", "t.jsonl", "--threads", "-1");
+        yield return Case("threads beyond any OP-TEE", "model", "check-trace", "t.jsonl", "--threads", "1000");
+        yield return Case("memory budget zero", "model", "explore", "x.yaml", "--max-memory", "0");
         yield return Case("board check without file", "board", "check");
         yield return Case("board check of a missing file", "board", "check", "/nonexistent/board.yaml");
         yield return Case("run: unknown suite", "run", "--suite", "nightly");

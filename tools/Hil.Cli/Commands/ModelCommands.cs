@@ -110,6 +110,8 @@ public static class ModelCommands
         cmd.SetAction(pr =>
         {
             var f = pr.GetValue(file)!;
+            if (pr.GetValue(threads) is { } n && (n < 1 || n > ScenarioParser.MaxThreads))
+                throw new ScenarioException("--threads", 0, "threads", $"{n} is not a secure thread count; give 1 to {ScenarioParser.MaxThreads}");
             var options = new ConformanceOptions(ResolvePolicy(pr.GetValue(policy)), pr.GetValue(threads));
             var result = ConformanceChecker.Check(() => InputFile.OpenRead(f.FullName, "trace"), f.FullName, options);
             foreach (var line in pr.GetValue(json) ? ConformanceRendering.Json(result) : ConformanceRendering.Text(result))
