@@ -125,5 +125,18 @@ public class ModelCliTests
         if (!File.Exists("/dev/zero")) Assert.Ignore("no /dev/zero here");
         var r = Hil("model", "check-trace", "/dev/zero");
         Assert.That((r.Code, r.Err.Trim()), Is.EqualTo((2, $"hil: /dev/zero:1: (line): line longer than 1024 KiB (no newline): not a trace")));
+        }
+
+    [Test]
+    public void Identify_names_the_policies_a_board_trace_conforms_to()
+    {
+        var mainline = Hil("model", "identify", Repo("harness", "tests", "Hil.Model.Tests", "Traces", "qemu-6.12-xtest1013-window.jsonl"));
+        Assert.That(mainline.Code, Is.EqualTo(0), mainline.Out + mainline.Err);
+        Assert.That(mainline.Out, Does.Contain("conforms to: mainline, mainline-fifo"));
+        Assert.That(mainline.Out, Does.Match(@"v9 +diverges at line \d+"));
+        var legacy = Hil("model", "identify", Repo("harness", "tests", "Hil.Model.Tests", "Traces", "qemu-6.1-xtest1013-preempted-wait-init.jsonl"), "--json");
+        var docs = legacy.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var verdict = docs.Single(d => d.GetProperty("type").GetString() == "result").GetProperty("conforms_to").EnumerateArray().Select(e => e.GetString()).ToList();
+        Assert.That(verdict, Does.Contain("legacy").And.Not.Contain("mainline").And.Not.Contain("v9"));
     }
 }

@@ -28,6 +28,7 @@ public static class ModelCommands
         model.Subcommands.Add(Simulate());
         model.Subcommands.Add(Explore());
         model.Subcommands.Add(CheckTrace());
+        model.Subcommands.Add(Identify());
         model.Subcommands.Add(Policies());
         return model;
     }
@@ -117,6 +118,53 @@ public static class ModelCommands
             foreach (var line in pr.GetValue(json) ? ConformanceRendering.Json(result) : ConformanceRendering.Text(result))
                 Console.Out.WriteLine(line);
             return result.Conforms ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    /// <summary>
+    /// `hil model identify TRACE`: the trace judged under every policy — which ones it conforms to,
+    /// and where each other one diverges. What a patch reviewer asks of a patched driver's trace:
+    /// "which call-queue policy does this driver implement?". Exit 0 when at least one policy
+    /// conforms, 1 when none does (the driver is none of the known ones), 2 for bad input.
+    /// </summary>
+    private static Command Identify()
+    {
+        var file = FileArg("trace file (JSON lines, format in docs/trace-format.md)");
+        var json = JsonOpt();
+        var threads = new Option<int?>("--threads") { Description = "secure thread count (overrides the trace header)" };
+        var cmd = new Command("identify", "Judge a trace under every policy: which ones it conforms to") { file, json, threads };
+        cmd.SetAction(pr =>
+        {
+            var f = pr.GetValue(file)!;
+            if (pr.GetValue(threads) is { } n && (n < 1 || n > ScenarioParser.MaxThreads))
+                throw new ScenarioException("--threads", 0, "threads", $"{n} is not a secure thread count; give 1 to {ScenarioParser.MaxThreads}");
+            var results = Policy.All
+                .Select(p => ConformanceChecker.Check(() => InputFile.OpenRead(f.FullName, "trace"), f.FullName, new ConformanceOptions(p, pr.GetValue(threads))))
+                .ToList();
+            var conforming = results.Where(r => r.Conforms).Select(r => r.Policy.Name).ToList();
+            if (pr.GetValue(json))
+            {
+                foreach (var r in results)
+                    Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                    {
+                        type = "policy", policy = r.Policy.Name, conforms = r.Conforms, events = r.Events,
+                        divergence = r.Divergence is { } d ? new { line = d.Line, task = d.Task, @event = d.Event, reason = d.Reason } : null,
+                    }));
+                Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { type = "result", conforms_to = conforming }));
+            }
+            else
+            {
+                Console.Out.WriteLine($"trace {f.FullName}: {results.Max(r => r.Events):N0} events, {results[0].Threads} secure thread(s)");
+                foreach (var r in results)
+                    Console.Out.WriteLine(r.Conforms
+                        ? $"  {r.Policy.Name,-14} conforms"
+                        : $"  {r.Policy.Name,-14} diverges at line {r.Divergence!.Line}: {r.Divergence.Task} {r.Divergence.Event}: {r.Divergence.Reason.Split('\n')[0]}");
+                Console.Out.WriteLine(conforming.Count > 0
+                    ? $"conforms to: {string.Join(", ", conforming)}"
+                    : "conforms to no known policy: the driver does something none of them allows (see the first divergences above)");
+            }
+            return conforming.Count > 0 ? 0 : 1;
         });
         return cmd;
     }
