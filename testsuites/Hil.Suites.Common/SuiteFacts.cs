@@ -14,7 +14,7 @@ namespace Hil.Suites.Common;
 public sealed record SuiteFacts(string? KernelPolicy, int? OpteeThreads, string? PolicyFrom = null, string? ThreadsFrom = null)
 {
     /// <summary>Policies a board can be expected to have: v6.8+ system threads, or the driver before them.</summary>
-    public static readonly IReadOnlyList<string> Policies = ["mainline", "legacy"];
+    public static IReadOnlyList<string> Policies => KernelPolicies.Known;
 
     /// <summary>Reads and checks the expectations; a malformed one is a <see cref="BoardFileException"/> naming file, line and field.</summary>
     public static SuiteFacts FromBoardFile(BoardSpec spec)

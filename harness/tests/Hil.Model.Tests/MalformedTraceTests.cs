@@ -73,7 +73,6 @@ public class MalformedTraceTests
     [Test]
     public void Dev_zero_is_refused_within_the_line_bound()
     {
-        if (!File.Exists("/dev/zero")) Assert.Ignore("no /dev/zero here");
         var ex = Assert.Throws<TraceFormatException>(() => ConformanceChecker.Check(() => File.OpenRead("/dev/zero"), "/dev/zero"))!;
         Assert.That((ex.File, ex.Line, ex.Field), Is.EqualTo(("/dev/zero", 1L, "(line)")));
     }

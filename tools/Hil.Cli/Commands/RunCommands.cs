@@ -185,8 +185,7 @@ internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, I
     /// </summary>
     private static void CheckSuiteFacts(BoardSpec spec)
     {
-        string[] policies = ["mainline", "legacy"];
-        if (spec.Facts.TryGetValue("kernel_policy", out var policy) && !policies.Contains(policy))
+        if (spec.Facts.TryGetValue("kernel_policy", out var policy) && !KernelPolicies.Known.Contains(policy))
             throw new UsageException($"{spec.SourceFile}: facts.kernel_policy: '{policy}' is not a policy the suites know; write mainline or legacy, or leave it out (it is measured on the board)");
     }
 }
