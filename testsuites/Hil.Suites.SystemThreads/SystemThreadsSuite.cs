@@ -8,6 +8,7 @@ using Hil.Workloads.Holder;
 using Hil.Workloads.Kmod;
 using Hil.Workloads.Tracing;
 using Hil.Workloads.Xtest;
+using static Hil.Suites.SystemThreads.TraceVerdicts;
 
 namespace Hil.Suites.SystemThreads;
 
@@ -372,33 +373,6 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         }
         t.Note($"forced v9: {string.Join(" | ", ConformanceRendering.Text(wrong).Where(l => l.StartsWith("DIVERGES") || l.StartsWith("  model")))}");
     }, Budget);
-
-    // ---- helpers -----------------------------------------------------------------------------------
-
-    /// <summary>The trace must be complete and conform to the board's own policy; the report goes with the test.</summary>
-    private static ConformanceResult Judge(BoardTestContext t, TracedRun traced, string attachmentPrefix = "")
-    {
-        var result = Conformance(t, traced, attachmentPrefix);
-        if (!result.Conforms)
-            throw new ProductFailureException($"the board's call-queue trace diverges from the model ({result.Policy.Name}) at line {result.Divergence!.Line}: {result.Divergence.Reason}",
-                [.. ConformanceRendering.Text(result)]);
-        return result;
-    }
-
-    /// <summary>The trace judged by the board's own policy, its report attached (no verdict: see <see cref="Judge"/>).</summary>
-    private static ConformanceResult Conformance(BoardTestContext t, TracedRun traced, string attachmentPrefix = "")
-    {
-        var result = traced.Check();
-        t.Attach($"{attachmentPrefix}conformance.txt", string.Join("\n", ConformanceRendering.Text(result)), "the trace judged by the model");
-        t.Note($"trace {traced.TracePath}: {result.Events} events, {(result.Conforms ? "conforms" : "DIVERGES")}");
-        return result;
-    }
-
-    private static void RequireSucceeded(KmodRun run)
-    {
-        if (!run.AllSucceeded)
-            throw new ProductFailureException("a hil_cq call failed", [.. run.Calls.Select(c => c.ToString())]);
-    }
 
     /// <summary>Most intervals open at one instant (ends before starts at a tie: back-to-back calls do not overlap).</summary>
     internal static int Concurrency(IEnumerable<(double? Start, double? End)> intervals)
