@@ -14,7 +14,9 @@ namespace Hil.Cli.Patches;
 /// <param name="Each">Each file is a series of its own (a corpus of alternatives), not one series.</param>
 /// <param name="ExpectPolicy">The policy the patched driver must implement (overrides each series' Claims-Policy trailer).</param>
 /// <param name="Boards">Instances of the board to share the drivers out to (each boots once).</param>
-internal sealed record PatchRunRequest(IReadOnlyList<string> Series, bool Each, string Board, string? ExpectPolicy, string Results, TimeSpan TestBudget, int Boards = 1);
+/// <param name="ControlRuns">How often the control runs (each a full pass of the tests, swapped in afresh): its false alarms are counted.</param>
+internal sealed record PatchRunRequest(IReadOnlyList<string> Series, bool Each, string Board, string? ExpectPolicy, string Results, TimeSpan TestBudget,
+    int Boards = 1, int ControlRuns = 1);
 
 /// <summary>One patched driver of the run: its series, the policy it is judged by and why.</summary>
 internal sealed record PatchedDriver(string Name, IReadOnlyList<string> Files, PatchBuildResult Build, string Policy, string PolicyFrom, bool KnownMutant);
@@ -60,7 +62,7 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
             Board = request.Board,
             Drivers =
             [
-                DriverUnderTest.From("control", "control", control, [], null, null),
+                .. Enumerable.Range(1, request.ControlRuns).Select(i => DriverUnderTest.From(i == 1 ? "control" : $"control-{i}", "control", control, [], null, null)),
                 .. patched.Select(p => DriverUnderTest.From(p.Name, "patched", p.Build.Patched, [.. p.Files.Select(Path.GetFullPath)], p.Policy, p.PolicyFrom)),
             ],
         };
@@ -72,7 +74,7 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
         // OP-TEE), so several instances of the board share the drivers out and finish sooner.
         var boardFile = RepoPaths.File("boards", request.Board + ".yaml");
         var shards = Shard(manifest, Math.Clamp(request.Boards, 1, manifest.Drivers.Count));
-        Console.WriteLine($"running:    call-queue tests on {request.Board} for {manifest.Drivers.Count} drivers (control + {patched.Count}) " +
+        Console.WriteLine($"running:    call-queue tests on {request.Board} for {manifest.Drivers.Count} drivers (control{(request.ControlRuns > 1 ? $" ×{request.ControlRuns}" : "")} + {patched.Count}) " +
                           $"on {shards.Count} instance(s) of the board; results {request.Results}");
         var runClock = Stopwatch.StartNew();
         if (!await new SuiteRun(RepoPaths.Root, request.Results, log).BuildAsync(SuiteProject, ct))
