@@ -19,6 +19,7 @@ public static class PatchCommands
     public static Command Build()
     {
         UserErrors.Register<PatchRejectedException>(e => e.Message);
+        UserErrors.Register<UsageException>(e => e.Message);
         var cmd = new Command("patch", "Validate an OP-TEE driver patch series against a board's kernel");
         cmd.Subcommands.Add(BuildCommand());
         cmd.Subcommands.Add(RunCommand());

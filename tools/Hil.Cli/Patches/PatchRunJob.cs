@@ -42,6 +42,10 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
 
         // 1. Everything that can refuse the input happens before a board boots.
         var groups = request.Each ? request.Series.Select(f => (IReadOnlyList<string>)[f]).ToList() : [request.Series];
+        // What each series claims is checked before anything is fetched or built.
+        foreach (var g in groups)
+            if (request.ExpectPolicy is null && ClaimOf(PatchSeries.Load(g)) is { Value: { } v } c && Policy.Find(v) is null)
+                throw new PatchRejectedException(PatchRejection.Malformed, $"{c.Patch.Name}: Claims-Policy: '{v}' is not a model policy ({Policy.Names})");
         var builds = new List<PatchBuildResult>();
         foreach (var g in groups)
         {
@@ -118,7 +122,7 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
     /// </summary>
     private PatchedDriver Claim(string name, IReadOnlyList<string> files, PatchBuildResult build, string controlPolicy)
     {
-        var trailer = build.Series.Patches.Select(p => (Patch: p, Value: p.Trailer("Claims-Policy"))).LastOrDefault(x => x.Value is not null);
+        var trailer = ClaimOf(build.Series);
         var (policy, from) = request.ExpectPolicy is { } e ? (e, "--expect-policy")
             : trailer.Value is { } v ? (v, $"Claims-Policy trailer of {trailer.Patch.Name}")
             : (controlPolicy, "the stock driver's: the series claims no other (no Claims-Policy trailer)");
@@ -127,6 +131,10 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
         var mutant = build.Series.Patches.Any(p => p.Trailer("Breaks") is not null);
         return new PatchedDriver(name, files, build, policy, from, mutant);
     }
+
+    /// <summary>The last Claims-Policy trailer of the series (a later patch's claim wins).</summary>
+    private static (SeriesPatch Patch, string? Value) ClaimOf(PatchSeries series) =>
+        series.Patches.Select(p => (Patch: p, Value: p.Trailer("Claims-Policy"))).LastOrDefault(x => x.Value is not null);
 
     /// <summary>The control's own policy, told from its code (the stock driver the patch is compared with).</summary>
     private static async Task<string> ControlPolicyAsync(DriverBuild control, CancellationToken ct)
