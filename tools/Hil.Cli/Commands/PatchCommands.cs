@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Hil.Cli.Patches;
+using Hil.Kernel;
 using Hil.Patches;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
+using Hil.Kernel;
 using Hil.Model.Core;
 using Hil.Patches;
-using Hil.Qemu.Provisioning;
 using Hil.Workloads.Tracing.Module;
 using Hil.Workloads.Tracing.Planning;
 using Hil.Cli.Commands;
