@@ -16,11 +16,11 @@ internal static class RunResultFiles
 
     public static void Merge(string results, string suite, IEnumerable<string> boards, ILogger log)
     {
-        var dirs = boards.Select(b => Path.Combine(results, b)).ToList();
+        var list = boards.ToList();
         try
         {
-            Write(Path.Combine(results, suite + ".junit.xml"), dirs.Select(d => Path.Combine(d, suite + ".junit.xml")), "testsuite", JUnitCounts, null);
-            Write(Path.Combine(results, suite + ".nunit.xml"), dirs.Select(d => Path.Combine(d, suite + ".nunit.xml")), "test-suite", NUnitCounts, "result");
+            Write(Path.Combine(results, suite + ".junit.xml"), list.Select(b => (b, Path.Combine(results, b, suite + ".junit.xml"))), "testsuite", JUnitCounts, null);
+            Write(Path.Combine(results, suite + ".nunit.xml"), list.Select(b => (b, Path.Combine(results, b, suite + ".nunit.xml"))), "test-suite", NUnitCounts, "result");
         }
         catch (Exception ex) when (ex is IOException or System.Xml.XmlException or UnauthorizedAccessException)
         {
@@ -33,9 +33,9 @@ internal static class RunResultFiles
     /// The first board's document with every other board's top-level <paramref name="child"/>
     /// elements appended, and the root's counts summed (a result attribute becomes Failed if any was).
     /// </summary>
-    private static void Write(string target, IEnumerable<string> sources, string child, string[] counts, string? resultAttribute)
+    private static void Write(string target, IEnumerable<(string Board, string File)> sources, string child, string[] counts, string? resultAttribute)
     {
-        var docs = sources.Where(File.Exists).Select(f => XDocument.Load(f)).ToList();
+        var docs = sources.Where(s => File.Exists(s.File)).Select(s => Named(XDocument.Load(s.File), child, s.Board)).ToList();
         if (docs.Count == 0)
         {
             File.Delete(target);
@@ -55,5 +55,13 @@ internal static class RunResultFiles
                 r.Value = "Failed";
         }
         merged.Save(target);
+    }
+
+    /// <summary>Every board ran the same assembly: its top-level suites are named after the board too, so a CI viewer tells them apart.</summary>
+    private static XDocument Named(XDocument doc, string child, string board)
+    {
+        foreach (var e in doc.Root!.Elements(child))
+            if (e.Attribute("name") is { } n) n.Value = $"{n.Value} ({board})";
+        return doc;
     }
 }
