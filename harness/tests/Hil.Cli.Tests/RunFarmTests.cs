@@ -75,4 +75,40 @@ public sealed class RunFarmTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Test]
+    public async Task SuiteRunDirectly_OnALabBoard_TakesItsOwnLease_AndReleasesIt()
+    {
+        // No hil run around it: the suite's BoardProvider leases the board itself (SuiteLeases).
+        var dir = Directory.CreateTempSubdirectory("hil-suite-lease-").FullName;
+        try
+        {
+            var board = $"farm-d-{Guid.NewGuid().ToString("N")[..6]}";
+            var file = LeaseCliTests.LabBoardFile(dir, board);
+            var (leases, results) = (Path.Combine(dir, "leases"), Path.Combine(dir, "results"));
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "test", CliHarness.Repo("testsuites", "Hil.Suites.Smoke", "Hil.Suites.Smoke.csproj"), "-c", "Release", "--no-build",
+                         "--filter", "FullyQualifiedName~LoginOverSerial_ConsoleShellIsRoot" })
+                psi.ArgumentList.Add(a);
+            psi.Environment["HIL_BOARDS"] = file;
+            psi.Environment["HIL_RESULTS"] = results;
+            psi.Environment["HIL_LEASES"] = leases;
+            psi.Environment.Remove("HIL_LEASE_TOKENS");
+            using var p = Process.Start(psi)!;
+            var output = p.StandardOutput.ReadToEndAsync();
+            var errors = p.StandardError.ReadToEndAsync();
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await p.WaitForExitAsync(cts.Token);
+            var all = await output + await errors;
+            Assert.That(p.ExitCode, Is.Not.EqualTo(0), all); // the console refuses: the test fails, as infrastructure
+            var harnessLog = File.ReadAllText(Path.Combine(results, board, "smoke", "harness.log"));
+            Assert.That(harnessLog, Does.Contain($"board {board}: lease taken by {Hil.Boards.Leases.BoardLease.DefaultOwner}@{Environment.MachineName} pid "), harnessLog);
+            Assert.That(harnessLog, Does.Contain("is not reachable"), "it went on to use the board once leased");
+            Assert.That(Path.Combine(leases, board + ".lease"), Does.Not.Exist, "released when the test host ended");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
