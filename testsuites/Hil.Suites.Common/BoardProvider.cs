@@ -127,7 +127,7 @@ public sealed class BoardProvider : IAsyncDisposable
         {
             var spec = BoardFileLoader.Load(Target.BoardFile);
             // A real board is used only under a lease (this run's, or the parent hil run's); a private QEMU board needs none.
-            await SuiteLeases.EnsureAsync(spec, _log, ct).ConfigureAwait(false);
+            await SuiteLeases.EnsureAsync(spec, this, _log, ct).ConfigureAwait(false);
             var promised = SuiteFacts.FromBoardFile(spec);
             QemuBoardSession? qemu = null;
             Board board;
@@ -249,6 +249,7 @@ public sealed class BoardProvider : IAsyncDisposable
         try
         {
             await CloseCurrentAsync("end of the suite").ConfigureAwait(false);
+            await SuiteLeases.ClosedAsync(this).ConfigureAwait(false);
         }
         finally
         {
