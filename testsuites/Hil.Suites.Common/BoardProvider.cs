@@ -78,6 +78,7 @@ public sealed class BoardProvider : IAsyncDisposable
     public async Task<LiveBoard> ReadyAsync(CancellationToken ct)
     {
         if (!Target.IsValid) throw new TestErrorException(Target.SelectionError!);
+        SuiteLeases.ThrowIfLost(Target.Name);
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -125,6 +126,8 @@ public sealed class BoardProvider : IAsyncDisposable
         try
         {
             var spec = BoardFileLoader.Load(Target.BoardFile);
+            // A real board is used only under a lease (this run's, or the parent hil run's); a private QEMU board needs none.
+            await SuiteLeases.EnsureAsync(spec, this, _log, ct).ConfigureAwait(false);
             var promised = SuiteFacts.FromBoardFile(spec);
             QemuBoardSession? qemu = null;
             Board board;
@@ -246,6 +249,7 @@ public sealed class BoardProvider : IAsyncDisposable
         try
         {
             await CloseCurrentAsync("end of the suite").ConfigureAwait(false);
+            await SuiteLeases.ClosedAsync(this).ConfigureAwait(false);
         }
         finally
         {

@@ -15,6 +15,7 @@ public static class CliRoot
         root.Subcommands.Add(BoardCommands.Build());
         foreach (var c in QemuCommands.Build()) root.Subcommands.Add(c);
         root.Subcommands.Add(RunCommands.Build());
+        root.Subcommands.Add(LeaseCommands.Build());
         root.Subcommands.Add(PatchCommands.Build());
         return root;
     }

@@ -46,6 +46,12 @@ public class CliFlagsTests
         yield return Case("run: results is a file", "run", "--results", "/etc/passwd");
         yield return Case("run: a stray argument", "run", "everything");
         yield return Case("run: a board twice", "run", "--board", "qemu-optee", "--board", "qemu-optee");
+        yield return Case("run: negative lease wait", "run", "--lease-wait", "-1");
+        yield return Case("run: lease wait not a number", "run", "--lease-wait", "soon");
+        yield return Case("run: no board at once", "run", "--parallel", "0");
+        yield return Case("lease hold without a board", "lease", "hold");
+        yield return Case("lease hold: a board name that is a path", "lease", "hold", "../etc/passwd");
+        yield return Case("lease hold: negative wait", "lease", "hold", "lab-1", "--wait", "-5");
         yield return Case("bench: unknown benchmark", "bench", "nothing");
     }
 

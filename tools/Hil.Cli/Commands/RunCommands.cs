@@ -7,6 +7,7 @@ using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using Hil.Boards.BoardFiles;
 using Hil.Boards.Failures;
+using Hil.Boards.Leases;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;
 using Hil.Kernel;
@@ -17,10 +18,13 @@ namespace Hil.Cli.Commands;
 
 /// <summary>
 /// `hil run [--board NAME|FILE]... [--suite smoke|system-threads|all] [--results DIR]` — the main
-/// job: provision (or reuse) the QEMU boards, build the on-board suites, run them with
-/// <c>dotnet test</c> (HIL_BOARDS / HIL_RESULTS set, JUnit + NUnit XML into the results folder),
-/// print a board × test table with outcome, failure class and duration. Exit 0 only when every
-/// test passed; 1 when something failed; 2 for bad input.
+/// job: lease the boards that need it (every board but a private QEMU one, see BoardLeasing),
+/// provision (or reuse) the QEMU boards, build the on-board suites, run them with <c>dotnet test</c>
+/// — one child per board and suite, the boards at once, each board's suites in turn (HIL_BOARDS =
+/// that board; JUnit/NUnit XML, TRX and log into RESULTS/BOARD, merged per suite at the root) —
+/// and print a board × test table with outcome, failure class and duration, and a line per board.
+/// Exit 0 only when every test passed; 1 when something failed (or a board could not be leased);
+/// 2 for bad input.
 /// </summary>
 public static class RunCommands
 {
@@ -51,8 +55,16 @@ public static class RunCommands
         {
             Description = "never retry a test after an infrastructure failure (every first-attempt failure stays a failure)",
         };
-        var cmd = new Command("run", "Provision and boot the boards, run the on-board suites, write results (JUnit/NUnit XML, console logs, manifests)")
-            { board, suite, results, noRetry };
+        var leaseWait = new Option<double?>("--lease-wait")
+        {
+            Description = $"seconds to wait for a board another run holds (default {BoardLeasing.DefaultWait.TotalSeconds:0}); QEMU boards are never leased",
+        };
+        var parallel = new Option<int?>("--parallel")
+        {
+            Description = "boards run at once (default: all of them; 1 runs them one after another)",
+        };
+        var cmd = new Command("run", "Provision and boot the boards, run the on-board suites (every board at once, each apart), write results (JUnit/NUnit XML, console logs, manifests)")
+            { board, suite, results, noRetry, leaseWait, parallel };
         cmd.TreatUnmatchedTokensAsErrors = false;
         cmd.SetAction(async (pr, ct) =>
         {
@@ -60,6 +72,10 @@ public static class RunCommands
             try
             {
                 request = RunRequest.From(pr, board, suite, results) with { NoRetry = pr.GetValue(noRetry) };
+                if (pr.GetValue(leaseWait) is { } w)
+                    request = request with { LeaseWait = w is >= 0 and <= 86400 ? TimeSpan.FromSeconds(w) : throw new UsageException("--lease-wait: seconds from 0 to 86400") };
+                if (pr.GetValue(parallel) is { } n)
+                    request = request with { Parallel = n >= 1 ? n : throw new UsageException("--parallel: at least 1") };
             }
             catch (UsageException ex)
             {
@@ -108,12 +124,18 @@ internal sealed record RunRequest(string Root, IReadOnlyList<RunBoard> Boards, I
     /// <summary>--no-retry: infrastructure failures are not retried on a fresh board.</summary>
     public bool NoRetry { get; init; }
 
+    /// <summary>--lease-wait: how long to wait for a board another run holds.</summary>
+    public TimeSpan LeaseWait { get; init; } = BoardLeasing.DefaultWait;
+
+    /// <summary>--parallel: boards run at once (each board's suites still run one after another).</summary>
+    public int Parallel { get; init; } = int.MaxValue;
+
     private static readonly string[] KnownSuites = ["smoke", "system-threads", RunCommands.AllSuites];
 
     public static RunRequest From(ParseResult pr, Option<string[]> board, Option<string?> suite, Option<string?> results)
     {
         if (pr.UnmatchedTokens.Count > 0)
-            throw new UsageException($"unexpected argument '{pr.UnmatchedTokens[0]}' (usage: hil run [--board NAME|FILE]... [--suite smoke|system-threads|all] [--results DIR] [--no-retry])");
+            throw new UsageException($"unexpected argument '{pr.UnmatchedTokens[0]}' (usage: hil run [--board NAME|FILE]... [--suite smoke|system-threads|all] [--results DIR] [--no-retry] [--lease-wait SECONDS] [--parallel N])");
         var root = RepoPaths.Root;
 
         var boardResult = pr.GetResult(board);
@@ -201,6 +223,9 @@ internal sealed record TestRow(string Suite, string Board, string Test, string O
     public string Shown => PassedOnRetry ? "passed on retry" : Outcome == "Failed" ? "FAILED" : Outcome.ToLowerInvariant();
 }
 
+/// <summary>What one board's part of a run came to.</summary>
+internal sealed record BoardRun(string Board, DateTimeOffset Started, TimeSpan Elapsed, IReadOnlyList<int> ExitCodes, IReadOnlyList<TestRow> Rows);
+
 /// <summary>Does the work of one `hil run`.</summary>
 internal sealed class RunJob(RunRequest request)
 {
@@ -215,6 +240,44 @@ internal sealed class RunJob(RunRequest request)
         log.Information("hil run: boards {Boards}; suites {Suites}; results {Results}",
             string.Join(", ", request.Boards.Select(b => $"{b.Name} ({b.File})")), string.Join(", ", request.Suites.Select(s => s.Name)), request.Results);
 
+        // Leases first: a run that cannot have its boards stops before it spends minutes building,
+        // and one that waits for a board builds only once it has it.
+        var leased = request.Boards.Where(b => BoardLeasing.NeedsLease(b.Spec)).Select(b => b.Name).ToList();
+        LeaseSet? leases = null;
+        if (leased.Count > 0)
+        {
+            if (_terminal) AnsiConsole.WriteLine($"leasing {string.Join(", ", leased)} (lease folder {LeaseFolder.DefaultPath()}; waiting up to {request.LeaseWait.TotalSeconds:0} s)");
+            try
+            {
+                leases = await LeaseSet.TakeAsync(leased, null, BoardLease.DefaultOwner, BoardLeasing.Ttl, request.LeaseWait, log, ct);
+            }
+            catch (HilException ex)
+            {
+                log.Error("leasing the boards failed: {Message}", ex.Message);
+                return RunLeases.Refused("hil run", ex);
+            }
+        }
+        await using (leases)
+        {
+            // A lost lease means the board may be in someone else's hands: stop using it at once.
+            using var run = CancellationTokenSource.CreateLinkedTokenSource(ct, leases?.AnyLost ?? CancellationToken.None);
+            try
+            {
+                return await RunLeasedAsync(leases?.ChildEnvironment(), log, clock, run.Token);
+            }
+            catch (OperationCanceledException) when (leases is { AnyLost.IsCancellationRequested: true })
+            {
+                var why = leases.Leases.Select(l => l.LostReason).FirstOrDefault(r => r is not null) ?? "a board's lease was lost";
+                log.Error("hil run stopped: {Why}", why);
+                Console.Error.WriteLine($"hil run: [infrastructure] {why}; the run was stopped (results so far: {request.Results})");
+                return 1;
+            }
+        }
+    }
+
+    /// <summary>Builds and provisions, then runs every board's suites, the boards at once (up to --parallel), each into its own folder.</summary>
+    private async Task<int> RunLeasedAsync(IReadOnlyDictionary<string, string>? leaseEnv, ILogger log, Stopwatch clock, CancellationToken ct)
+    {
         // Building needs no board and provisioning needs no build: do both at once.
         var build = BuildAsync(log, ct);
         var provisioned = await ProvisionAsync(log, ct);
@@ -225,18 +288,25 @@ internal sealed class RunJob(RunRequest request)
             return 1;
         }
 
-        var exitCodes = new List<int>();
+        using var slots = new SemaphoreSlim(Math.Min(request.Parallel, request.Boards.Count));
+        var boardRuns = await Task.WhenAll(request.Boards.Select(async b =>
+        {
+            await slots.WaitAsync(ct);
+            try { return await BoardAsync(b, leaseEnv, log, ct); }
+            finally { slots.Release(); }
+        }));
         foreach (var suite in request.Suites)
-            exitCodes.Add(await TestAsync(suite, log, ct));
+            RunResultFiles.Merge(request.Results, suite.Name, request.Boards.Select(b => b.Name), log);
 
-        var rows = request.Suites.SelectMany(s => ReadRows(s)).ToList();
+        var rows = boardRuns.SelectMany(r => r.Rows).ToList();
         PrintTable(rows);
         PrintTimings(rows, log);
+        PrintBoards(boardRuns, log);
         var passed = rows.Count(r => r.Outcome == "Passed");
         var failed = rows.Count(r => r.Outcome == "Failed");
         var flaky = rows.Count(r => r.PassedOnRetry);
         var other = rows.Count - passed - failed;
-        var ok = rows.Count > 0 && failed == 0 && other == 0 && exitCodes.All(c => c == 0);
+        var ok = rows.Count > 0 && failed == 0 && other == 0 && boardRuns.All(r => r.ExitCodes.All(c => c == 0));
         log.Information("hil run: {Passed} passed ({Flaky} on retry), {Failed} failed, {Other} not run, in {Seconds:0} s", passed, flaky, failed, other, clock.Elapsed.TotalSeconds);
         // The count of flaky tests is part of every run's verdict: a nightly job graphs it.
         Console.WriteLine($"flaky (passed on retry): {flaky}{(request.NoRetry ? " (retries off: --no-retry)" : "")}");
@@ -244,6 +314,36 @@ internal sealed class RunJob(RunRequest request)
         if (!ok && failed == 0 && rows.Count == 0) Console.WriteLine("no test results were read: see the run log");
         Console.WriteLine($"results: {request.Results}");
         return ok ? 0 : 1;
+    }
+
+    /// <summary>One board's suites, one after another (a board runs one thing at a time), each a `dotnet test` of its own.</summary>
+    private async Task<BoardRun> BoardAsync(RunBoard board, IReadOnlyDictionary<string, string>? leaseEnv, ILogger log, CancellationToken ct)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        var codes = new List<int>();
+        var rows = new List<TestRow>();
+        foreach (var suite in request.Suites)
+        {
+            codes.Add(await TestAsync(suite, board, leaseEnv, log, ct));
+            rows.AddRange(ReadRows(suite, board));
+        }
+        log.Information("board {Board}: all suites done in {Seconds:0.0} s", board.Name, clock.Elapsed.TotalSeconds);
+        return new BoardRun(board.Name, started, clock.Elapsed, codes, rows);
+    }
+
+    /// <summary>The summary per board: what passed, and how long the board was busy (the boards' spans overlap when they ran at once).</summary>
+    private void PrintBoards(IReadOnlyList<BoardRun> runs, ILogger log)
+    {
+        var first = runs.Min(r => r.Started);
+        foreach (var r in runs)
+        {
+            var line = $"board {r.Board}: {r.Rows.Count(x => x.Outcome == "Passed")} passed ({r.Rows.Count(x => x.PassedOnRetry)} on retry), "
+                + $"{r.Rows.Count(x => x.Outcome == "Failed")} failed, {r.Rows.Count(x => x.Outcome is not ("Passed" or "Failed"))} not run; "
+                + $"busy from +{(r.Started - first).TotalSeconds:0} s for {r.Elapsed.TotalSeconds:0} s; results {Path.Combine(request.Results, r.Board)}";
+            log.Information("{Line}", line);
+            Console.WriteLine(line);
+        }
     }
 
     private Serilog.Core.Logger Logger()
@@ -309,7 +409,7 @@ internal sealed class RunJob(RunRequest request)
         {
             var logFile = Path.Combine(request.Results, $"build-{suite.Name}.log");
             var clock = Stopwatch.StartNew();
-            var code = await DotnetAsync(["build", suite.Project, "-c", "Release", "-nologo", "-v", "quiet", "-clp:ErrorsOnly"], logFile, null, null, ct);
+            var code = await DotnetAsync(["build", suite.Project, "-c", "Release", "-nologo", "-v", "quiet", "-clp:ErrorsOnly"], logFile, null, [], null, ct);
             if (code != 0)
             {
                 log.Error("building {Project} failed (exit {Code}):\n{Tail}", suite.Project, code, ExternalTool.Tail(await File.ReadAllTextAsync(logFile, ct), 15));
@@ -320,32 +420,37 @@ internal sealed class RunJob(RunRequest request)
         return true;
     }
 
-    /// <summary>Runs one suite with dotnet test; its per-test lines and board events are echoed as they come.</summary>
-    private async Task<int> TestAsync(SuiteProject suite, ILogger log, CancellationToken ct)
+    /// <summary>Runs one suite on one board with dotnet test; its per-test lines and board events are echoed as they come.</summary>
+    private async Task<int> TestAsync(SuiteProject suite, RunBoard board, IReadOnlyDictionary<string, string>? leaseEnv, ILogger log, CancellationToken ct)
     {
+        var dir = Path.Combine(request.Results, board.Name);
+        Directory.CreateDirectory(dir);
         var env = new Dictionary<string, string>
         {
-            ["HIL_BOARDS"] = string.Join(',', request.Boards.Select(b => b.File)),
+            ["HIL_BOARDS"] = board.File,
+            // The suites write into RESULTS/BOARD/SUITE themselves: the root stays shared.
             ["HIL_RESULTS"] = request.Results,
             [RetryConvention.NoRetryVariable] = request.NoRetry ? "1" : "0",
         };
+        // The leases this run holds: the child checks them instead of taking the board again (which would wait for us).
+        foreach (var (k, v) in leaseEnv ?? new Dictionary<string, string>()) env[k] = v;
         string[] args =
         [
             "test", suite.Project, "-c", "Release", "--no-build", "-nologo",
             // Off-board checks of the suite library (category host) belong to run-tests, not to the per-board table.
             "--filter", "TestCategory!=host",
-            "--logger", $"junit;LogFilePath={Path.Combine(request.Results, suite.Name + ".junit.xml")};MethodFormat=Class;FailureBodyFormat=Verbose",
-            "--logger", $"nunit;LogFilePath={Path.Combine(request.Results, suite.Name + ".nunit.xml")}",
+            "--logger", $"junit;LogFilePath={Path.Combine(dir, suite.Name + ".junit.xml")};MethodFormat=Class;FailureBodyFormat=Verbose",
+            "--logger", $"nunit;LogFilePath={Path.Combine(dir, suite.Name + ".nunit.xml")}",
             "--logger", $"trx;LogFileName={suite.Name}.trx",
             "--logger", "console;verbosity=normal",
-            "--results-directory", Path.Combine(request.Results, "trx"),
+            "--results-directory", Path.Combine(dir, "trx"),
             // A test host stuck beyond any test's own budget is killed and reported rather than waited for.
             "--blame-hang-timeout", "30m", "--blame-hang-dump-type", "none",
         ];
-        log.Information("running suite {Suite} on {Boards}", suite.Name, string.Join(", ", request.Boards.Select(b => b.Name)));
+        log.Information("running suite {Suite} on {Board}", suite.Name, board.Name);
         var clock = Stopwatch.StartNew();
-        var code = await DotnetAsync(args, Path.Combine(request.Results, $"{suite.Name}.test.log"), env, Echo, ct);
-        log.Information("suite {Suite} finished in {Seconds:0.0} s (dotnet test exit {Code})", suite.Name, clock.Elapsed.TotalSeconds, code);
+        var code = await DotnetAsync(args, Path.Combine(dir, $"{suite.Name}.test.log"), env, Hil.Boards.Secrets.ChildEnvironment.VariablesOf(board.Spec), Echo, ct);
+        log.Information("suite {Suite} on {Board} finished in {Seconds:0.0} s (dotnet test exit {Code})", suite.Name, board.Name, clock.Elapsed.TotalSeconds, code);
         return code;
 
         void Echo(string line)
@@ -354,18 +459,18 @@ internal sealed class RunJob(RunRequest request)
             var t = line.TrimStart();
             if (t.StartsWith('[') || t.StartsWith("Passed ", StringComparison.Ordinal) || t.StartsWith("Failed ", StringComparison.Ordinal)
                 || t.StartsWith("Skipped ", StringComparison.Ordinal) || t.StartsWith("error", StringComparison.OrdinalIgnoreCase))
-                Console.WriteLine($"  {suite.Name}: {t}");
+                Console.WriteLine($"  {board.Name} {suite.Name}: {t}");
         }
     }
 
     /// <summary>Runs dotnet with an argument vector (no shell), all output into <paramref name="logFile"/>.</summary>
     private async Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
-        Action<string>? onLine, CancellationToken ct)
+        IReadOnlyList<string> secrets, Action<string>? onLine, CancellationToken ct)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        // The suites log in to the boards of this run with their secrets; no other secret goes along,
-        // and a build gets none at all.
-        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi, env is null ? [] : request.Boards.SelectMany(b => Hil.Boards.Secrets.ChildEnvironment.VariablesOf(b.Spec)));
+        // A board's suites log in to that board with its secrets; no other secret goes along (not even
+        // another board's of the same run), and a build gets none at all.
+        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi, secrets);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["TESTINGPLATFORM_TELEMETRY_OPTOUT"] = "1";
@@ -400,17 +505,17 @@ internal sealed class RunJob(RunRequest request)
         return p.ExitCode;
     }
 
-    /// <summary>The suite's tests from its NUnit XML; the board is the fixture's argument, the class leads the failure message.</summary>
-    private IEnumerable<TestRow> ReadRows(SuiteProject suite)
+    /// <summary>The suite's tests on one board from its NUnit XML; the board is the fixture's argument, the class leads the failure message.</summary>
+    private IEnumerable<TestRow> ReadRows(SuiteProject suite, RunBoard runBoard)
     {
-        var path = Path.Combine(request.Results, suite.Name + ".nunit.xml");
-        if (!File.Exists(path)) return [new TestRow(suite.Name, "-", "(no results: the suite did not run)", "Failed", "test", 0, null)];
+        var path = Path.Combine(request.Results, runBoard.Name, suite.Name + ".nunit.xml");
+        if (!File.Exists(path)) return [new TestRow(suite.Name, runBoard.Name, "(no results: the suite did not run)", "Failed", "test", 0, null)];
         var doc = XDocument.Load(path);
         return doc.Descendants("test-case").Select(tc =>
         {
             var classname = (string?)tc.Attribute("classname") ?? "";
             var open = classname.IndexOf('(');
-            var board = open >= 0 && classname.EndsWith(')') ? classname[(open + 1)..^1] : "-";
+            var board = open >= 0 && classname.EndsWith(')') ? classname[(open + 1)..^1] : runBoard.Name;
             var message = tc.Element("failure")?.Element("message")?.Value;
             var cls = Regex.Match(message ?? "", @"^\s*(?:[A-Za-z]+: )?\[(infrastructure|product|test)\]") is { Success: true } m ? m.Groups[1].Value
                 : message is null ? null : "unclassified";
