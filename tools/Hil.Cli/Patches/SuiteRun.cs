@@ -49,41 +49,7 @@ internal sealed class SuiteRun(string root, string results, ILogger log)
     public static string SuiteName(string project) =>
         SuiteProject.Kebab(Path.GetFileNameWithoutExtension(project).Replace("Hil.Suites.", "", StringComparison.Ordinal));
 
-    private static async Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
-        Action<string>? onLine, CancellationToken ct)
-    {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        Hil.Boards.Secrets.ChildEnvironment.Scrub(psi, []);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        if (env is not null)
-            foreach (var (k, v) in env) psi.Environment[k] = v;
-        await using var file = new StreamWriter(logFile, append: false) { AutoFlush = true };
-        await file.WriteLineAsync("$ " + ExternalTool.Describe("dotnet", args));
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet");
-        p.StandardInput.Close();
-        var gate = new SemaphoreSlim(1, 1);
-        async Task Pump(StreamReader from)
-        {
-            while (await from.ReadLineAsync(ct) is { } line)
-            {
-                await gate.WaitAsync(ct);
-                try { await file.WriteLineAsync(line); }
-                finally { gate.Release(); }
-                onLine?.Invoke(line);
-            }
-        }
-        try
-        {
-            await Task.WhenAll(Pump(p.StandardOutput), Pump(p.StandardError));
-            await p.WaitForExitAsync(ct);
-        }
-        catch (OperationCanceledException)
-        {
-            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            throw;
-        }
-        return p.ExitCode;
-    }
+    // A patch run's suites need no board secrets (QEMU boards log in with the image's own key).
+    private static Task<int> DotnetAsync(IReadOnlyList<string> args, string logFile, IReadOnlyDictionary<string, string>? env,
+        Action<string>? onLine, CancellationToken ct) => DotnetProcess.RunAsync(args, logFile, env, [], onLine, ct);
 }
