@@ -44,6 +44,7 @@ public sealed class ConsoleLink : IAsyncDisposable
     public static IConsoleEndpoint EndpointFor(ConsoleSpec spec) => spec.Kind switch
     {
         ConsoleKind.Tcp => SocketEndpoint.Tcp(spec.Host!, spec.Port),
+        ConsoleKind.Telnet => new TelnetEndpoint(spec.Host!, spec.Port, spec.BaudGiven ? spec.Baud : null),
         ConsoleKind.UnixSocket => SocketEndpoint.Unix(spec.Address),
         ConsoleKind.File => new FollowedFileEndpoint(spec.Address),
         _ => new SerialDeviceEndpoint(spec.Address, spec.Baud),
