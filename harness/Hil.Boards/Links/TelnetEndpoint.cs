@@ -75,8 +75,16 @@ public sealed class TelnetEndpoint(string host, int port, int? baud) : IConsoleE
 
         private void Send(ReadOnlySpan<byte> bytes)
         {
-            lock (_sendLock)
-                while (bytes.Length > 0) bytes = bytes[socket.Send(bytes, SocketFlags.None)..];
+            try
+            {
+                lock (_sendLock)
+                    while (bytes.Length > 0) bytes = bytes[socket.Send(bytes, SocketFlags.None)..];
+            }
+            catch (SocketException ex)
+            {
+                // Like a read's end of stream: the console server went away (ser2net restart, device failure).
+                throw new IOException($"connection closed by the other end ({ex.SocketErrorCode})", ex);
+            }
         }
 
         public bool WaitReadable(int timeoutMs) => _early.Count > 0 || socket.Poll(timeoutMs * 1000, SelectMode.SelectRead);

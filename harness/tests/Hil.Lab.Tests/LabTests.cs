@@ -54,14 +54,17 @@ public sealed class LabTests
     {
         var dir = Path.Combine(_dir, "echo");
         Directory.CreateDirectory(dir);
-        var tty = Path.Combine(dir, "tty");
-        using var uart = PeerProcess.Start(["socat", $"PTY,link={tty},rawer", "SYSTEM:cat"], Path.Combine(dir, "socat.log"));
-        await PeerProcess.WaitForFileAsync(tty, TimeSpan.FromSeconds(10));
+        // One echoing pty per port: ser2net holds a tty a little after its client leaves.
+        string ttyRaw = Path.Combine(dir, "tty-raw"), ttyTelnet = Path.Combine(dir, "tty-telnet");
+        using var uartRaw = PeerProcess.Start(["socat", $"PTY,link={ttyRaw},rawer", "SYSTEM:cat"], Path.Combine(dir, "socat-raw.log"));
+        using var uartTelnet = PeerProcess.Start(["socat", $"PTY,link={ttyTelnet},rawer", "SYSTEM:cat"], Path.Combine(dir, "socat-telnet.log"));
+        await PeerProcess.WaitForFileAsync(ttyRaw, TimeSpan.FromSeconds(10));
+        await PeerProcess.WaitForFileAsync(ttyTelnet, TimeSpan.FromSeconds(10));
         int raw = PeerProcess.FreePort(), telnet = PeerProcess.FreePort();
         using var ser2net = await Ser2netPeer.StartAsync(Path.Combine(dir, "ser2net"),
         [
-            new Ser2netPort(raw, $"serialdev,{tty},9600n81,local", Telnet: false),
-            new Ser2netPort(telnet, $"serialdev,{tty},9600n81,local", Telnet: true),
+            new Ser2netPort(raw, $"serialdev,{ttyRaw},9600n81,local", Telnet: false),
+            new Ser2netPort(telnet, $"serialdev,{ttyTelnet},9600n81,local", Telnet: true),
         ]);
         var all = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
         var payload = all.Concat(all).Concat(new byte[] { 255, 255, 255, (byte)'\r', 0, (byte)'\r', (byte)'\n' }).ToArray();
