@@ -73,7 +73,7 @@ public static class BoardFileLoader
         var login = ReadLogin(f, root.Map("login"), baseDir);
         var boot = ReadBoot(f, root.Map("boot"));
         var shell = ReadShell(f, root.Map("shell"));
-        var facts = root.StrMap("facts");
+        var facts = ResolvePathFacts(root.StrMap("facts"), baseDir);
         if (facts.TryGetValue("optee_threads", out var t) && (!int.TryParse(t, out var n) || n < 1 || n > 1024))
         {
             var node = root.Raw("facts") is YamlMappingNode fm && fm.Children.TryGetValue(new YamlScalarNode("optee_threads"), out var v) ? v : root.Raw("facts");
@@ -90,6 +90,16 @@ public static class BoardFileLoader
         return new BoardSpec(name, description, fileName, console, secure, ssh, power, boot, login, shell, facts);
     }
 
+    /// <summary>
+    /// Facts the suites read as host paths (a real board's module kit, libteec sysroot, optee.ko) are
+    /// resolved like every other path of a board file: relative to it, <c>~/</c> the home directory.
+    /// Other facts are free text and stay as written.
+    /// </summary>
+    public static readonly IReadOnlySet<string> PathFacts = new HashSet<string>(StringComparer.Ordinal) { "module_kit", "libteec_sysroot", "optee_module" };
+
+    private static IReadOnlyDictionary<string, string> ResolvePathFacts(IReadOnlyDictionary<string, string> facts, string baseDir) =>
+        facts.ToDictionary(kv => kv.Key, kv => PathFacts.Contains(kv.Key) && kv.Value.Length > 0 ? BoardPaths.Resolve(kv.Value, baseDir) : kv.Value, StringComparer.Ordinal);
+
     private static ConsoleSpec? ReadConsole(YamlFields f, YamlMap? m, string baseDir, bool allowFile)
     {
         if (m is null) return null;
@@ -101,14 +111,17 @@ public static class BoardFileLoader
         m.Done();
         if (device is null) return null;
         var field = $"{m.Path}.device";
-        if (device.StartsWith("tcp://", StringComparison.Ordinal))
+        if (device.StartsWith("tcp://", StringComparison.Ordinal) || device.StartsWith("telnet://", StringComparison.Ordinal))
         {
-            if (!Uri.TryCreate(device, UriKind.Absolute, out var uri) || uri.Port <= 0 || uri.Host.Length == 0)
+            var scheme = device[..device.IndexOf(':')];
+            if (!Uri.TryCreate(device, UriKind.Absolute, out var uri) || uri.Port <= 0 || uri.Host.Length == 0
+                || device.Count(c => c == ':') != 2 || uri.AbsolutePath is not ("" or "/"))
             {
-                f.Error(m.Raw("device"), field, $"expected tcp://host:port, got '{device}'");
+                f.Error(m.Raw("device"), field, $"expected {scheme}://host:port, got '{device}'");
                 return null;
             }
-            return new ConsoleSpec(ConsoleKind.Tcp, device, uri.Host, uri.Port, baud, chunk, delay, reconnect);
+            var kind = scheme == "telnet" ? ConsoleKind.Telnet : ConsoleKind.Tcp;
+            return new ConsoleSpec(kind, device, uri.Host, uri.Port, baud, chunk, delay, reconnect) { BaudGiven = m.Has("baud") };
         }
         if (device.StartsWith("unix:", StringComparison.Ordinal))
             return new ConsoleSpec(ConsoleKind.UnixSocket, BoardPaths.Resolve(device["unix:".Length..], baseDir), null, 0, baud, chunk, delay, reconnect);
@@ -119,7 +132,7 @@ public static class BoardFileLoader
         }
         if (device.Contains("://", StringComparison.Ordinal))
         {
-            f.Error(m.Raw("device"), field, $"unsupported scheme in '{device}'; use a device path, tcp://host:port, unix:/path or file:/path");
+            f.Error(m.Raw("device"), field, $"unsupported scheme in '{device}'; use a device path, tcp://host:port, telnet://host:port, unix:/path or file:/path");
             return null;
         }
         // Device paths are not checked for existence here: USB adapters appear only once the board is powered.

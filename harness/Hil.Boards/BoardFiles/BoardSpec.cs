@@ -19,10 +19,11 @@ public sealed record BoardSpec(
 }
 
 /// <summary>Where a console's bytes come from.</summary>
-public enum ConsoleKind { SerialDevice, Tcp, UnixSocket, File }
+public enum ConsoleKind { SerialDevice, Tcp, Telnet, UnixSocket, File }
 
 /// <summary>
-/// A console: a tty/pty path, <c>tcp://host:port</c> (ser2net raw TCP), <c>unix:/path</c> (QEMU
+/// A console: a tty/pty path, <c>tcp://host:port</c> (ser2net raw TCP), <c>telnet://host:port</c>
+/// (telnet with RFC 2217, ser2net's <c>telnet(rfc2217)</c>), <c>unix:/path</c> (QEMU
 /// <c>-serial unix:path,server</c>), or <c>file:/path</c> (a growing log file, read-only).
 /// </summary>
 public sealed record ConsoleSpec(
@@ -35,9 +36,13 @@ public sealed record ConsoleSpec(
     TimeSpan TxDelay,
     TimeSpan ReconnectTimeout)
 {
+    /// <summary>True when the board file wrote <c>baud:</c>: only then is a telnet console's port set with RFC 2217.</summary>
+    public bool BaudGiven { get; init; }
+
     public override string ToString() => Kind switch
     {
         ConsoleKind.Tcp => $"tcp://{Host}:{Port}",
+        ConsoleKind.Telnet => $"telnet://{Host}:{Port}",
         ConsoleKind.UnixSocket => $"unix:{Address}",
         ConsoleKind.File => $"file:{Address}",
         _ => Address,

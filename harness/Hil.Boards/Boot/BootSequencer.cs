@@ -87,6 +87,10 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
     private async Task<long> InterruptAsync(InterruptSpec intr, long from, CancellationToken ct)
     {
         var prompt = new Regex(intr.Prompt + "$", RegexOptions.Multiline);
+        // Keys sent while the countdown was still printing reach the prompt late (a slow link, a
+        // console server in between) and are echoed after it: the prompt followed only by echoes
+        // of the key is the prompt too.
+        var stopped = new Regex(intr.Prompt + "(?:" + Regex.Escape(intr.Send) + ")*$", RegexOptions.Multiline);
         var clock = Stopwatch.StartNew();
         long? at = null;
         var sent = 0;
@@ -97,7 +101,7 @@ public sealed class BootSequencer(BoardSpec board, ConsoleLink console, IPowerDr
                     ConsoleShell.Plain(console.Buffer.Read(from, out _)).Split('\n').TakeLast(15).ToList());
             await console.WriteAsync(intr.Send, ct).ConfigureAwait(false);
             sent++;
-            at = await WaitForAsync(prompt, from, TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+            at = await WaitForAsync(stopped, from, TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
         }
         // Keys sent after the prompt appeared print more prompts: let them settle (50 ms of silence,
         // at most 300 ms), then work after the last. One key stopped it: nothing to settle.

@@ -44,6 +44,7 @@ public sealed class ConsoleLink : IAsyncDisposable
     public static IConsoleEndpoint EndpointFor(ConsoleSpec spec) => spec.Kind switch
     {
         ConsoleKind.Tcp => SocketEndpoint.Tcp(spec.Host!, spec.Port),
+        ConsoleKind.Telnet => new TelnetEndpoint(spec.Host!, spec.Port, spec.BaudGiven ? spec.Baud : null),
         ConsoleKind.UnixSocket => SocketEndpoint.Unix(spec.Address),
         ConsoleKind.File => new FollowedFileEndpoint(spec.Address),
         _ => new SerialDeviceEndpoint(spec.Address, spec.Baud),
@@ -161,7 +162,7 @@ public sealed class ConsoleLink : IAsyncDisposable
             {
                 break;
             }
-            delay = TimeSpan.FromMilliseconds(50);
+            var openedAt = System.Diagnostics.Stopwatch.StartNew();
             lock (_stateLock)
             {
                 _transport = transport;
@@ -218,6 +219,16 @@ public sealed class ConsoleLink : IAsyncDisposable
                 reason = ex.Message;
             }
             MarkLost(transport, reason);
+            // A console server whose device is absent (ser2net with the board off: "Device open
+            // failure", then close) accepts and drops every connection at once. Such short-lived
+            // connections back off like refused ones, instead of spinning; a connection that lived
+            // is followed by an immediate reconnect (a ser2net restart costs no extra wait).
+            if (openedAt.Elapsed < TimeSpan.FromSeconds(1))
+            {
+                _stop.Token.WaitHandle.WaitOne(delay);
+                delay = TimeSpan.FromMilliseconds(Math.Min(500, delay.TotalMilliseconds * 2));
+            }
+            else delay = TimeSpan.FromMilliseconds(50);
         }
         lock (_stateLock)
         {

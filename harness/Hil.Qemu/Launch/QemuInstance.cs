@@ -43,6 +43,14 @@ public sealed record QemuLaunchOptions
     /// <summary>Secure-world log file; defaults to secure.log in the run folder.</summary>
     public string? SecureLog { get; init; }
 
+    /// <summary>
+    /// Serve the console on this loopback TCP port instead of the unix socket: what a lab's ser2net
+    /// connects to (it stands where a real board's UART would be).
+    /// </summary>
+    public int? ConsoleTcpPort { get; init; }
+    /// <summary>Serve the secure-world UART on this loopback TCP port (never waits for a client) instead of the file.</summary>
+    public int? SecureTcpPort { get; init; }
+
     public string ConsoleSocketPath => ConsoleSocket ?? Path.Combine(RunDirectory, "console.sock");
     /// <summary>QEMU's own copy of everything on the console, written even when no client is attached.</summary>
     public string ConsoleLogPath => Path.Combine(RunDirectory, "console.log");
@@ -81,9 +89,11 @@ public sealed record QemuLaunchOptions
             "-kernel", Image.KernelImage,
             "-initrd", Image.Initrd,
             "-append", Image.KernelCommandLine,
-            "-chardev", $"socket,id=console,path={ChardevPath(ConsoleSocketPath)},server=on,wait={wait},logfile={ChardevPath(ConsoleLogPath)},logappend=off",
+            "-chardev", $"socket,id=console,{ConsoleAddress},server=on,wait={wait},logfile={ChardevPath(ConsoleLogPath)},logappend=off",
             "-serial", "chardev:console",
-            "-chardev", $"file,id=secure,path={ChardevPath(SecureLogPath)}",
+            "-chardev", SecureTcpPort is { } sp
+                ? $"socket,id=secure,host=127.0.0.1,port={sp},server=on,wait=off,logfile={ChardevPath(SecureLogPath)},logappend=off"
+                : $"file,id=secure,path={ChardevPath(SecureLogPath)}",
             "-serial", "chardev:secure",
             "-netdev", $"user,id=net0,hostfwd=tcp:127.0.0.1:{SshPort}-:22",
             "-device", $"virtio-net-pci,netdev=net0,romfile={NicRomFile.Replace(",", ",,")}",
@@ -92,6 +102,8 @@ public sealed record QemuLaunchOptions
             "-no-reboot",
         ];
     }
+
+    private string ConsoleAddress => ConsoleTcpPort is { } p ? $"host=127.0.0.1,port={p}" : $"path={ChardevPath(ConsoleSocketPath)}";
 
     /// <summary>QEMU option values are comma-separated: a comma inside a path is written twice.</summary>
     private static string ChardevPath(string p) => p.Replace(",", ",,");

@@ -315,7 +315,8 @@ public sealed class QemuProvisioner(HilCache cache, ProvisionOptions options, IL
 
     /// <summary>
     /// Stable paths a board file can name: boards/BOARD/known_hosts pins the image's host key for any
-    /// forwarded loopback port, boards/BOARD/root_ed25519 links to the image's root key (no copy of the secret).
+    /// forwarded loopback port, boards/BOARD/root_ed25519 links to the image's root key (no copy of the secret),
+    /// boards/BOARD/module_kit and boards/BOARD/libteec link to the image's module kit and libteec sysroot.
     /// </summary>
     public static void PublishAccess(HilCache cache, ProvisionedImage image)
     {
@@ -328,6 +329,14 @@ public sealed class QemuProvisioner(HilCache cache, ProvisionOptions options, IL
         var key = Path.Combine(dir, "root_ed25519");
         if (File.Exists(key) || new FileInfo(key).LinkTarget is not null) File.Delete(key);
         File.CreateSymbolicLink(key, image.Ssh.PrivateKeyPath);
+        // A board file that is not a QEMU one (the lab board behind ser2net) names these for the
+        // suites' facts module_kit and libteec_sysroot: stable names for the keyed cache folders.
+        foreach (var (name, target) in new[] { ("module_kit", image.ModuleKitDirectory), ("libteec", image.Libteec.Directory) })
+        {
+            var link = Path.Combine(dir, name);
+            if (Directory.Exists(link) || new FileInfo(link).LinkTarget is not null) File.Delete(link);
+            Directory.CreateSymbolicLink(link, target);
+        }
     }
 
     private static string Line(ResolvedPackage p) => $"{p.Name} {p.Version} {p.Architecture} {p.Sha256}";

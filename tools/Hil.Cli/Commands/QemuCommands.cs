@@ -74,8 +74,64 @@ public static class QemuCommands
                 return 0;
             });
         });
-        var qemu = new Command("qemu", "The QEMU OP-TEE reference board") { boot };
+        var qemu = new Command("qemu", "The QEMU OP-TEE reference board") { boot, Start(), Stop() };
         return qemu;
+    }
+
+    private static Option<int> PortOption(string name, string description, bool required = true) =>
+        new(name) { Description = description, Required = required };
+
+    /// <summary>
+    /// `hil qemu start`: what a lab's power outlet does to a QEMU board (PDUDaemon's localcmdline
+    /// driver runs it): starts it detached, serial ports on loopback TCP for ser2net, SSH forwarded.
+    /// </summary>
+    private static Command Start()
+    {
+        var board = BoardOption(allowAll: false);
+        var console = PortOption("--console-port", "loopback TCP port of the console UART (ser2net's device); QEMU waits for its first client");
+        var secure = PortOption("--secure-port", "loopback TCP port of OP-TEE's secure UART (default: a file secure.log in --run-dir)", required: false);
+        var ssh = PortOption("--ssh-port", "loopback port forwarded to the guest's SSH");
+        var pidfile = new Option<string>("--pidfile") { Description = "where QEMU writes its pid (hil qemu stop reads it)", Required = true };
+        var runDir = new Option<string>("--run-dir") { Description = "folder for QEMU's logs (default: beside the pidfile)" };
+        var cmd = new Command("start", "Power a QEMU board on as a lab outlet would: detached, console on TCP for ser2net") { board, console, secure, ssh, pidfile, runDir };
+        cmd.SetAction(async (pr, ct) =>
+        {
+            if (!TryBoards(pr.GetValue(board)!, out var recipes) || recipes.Count != 1) return CliRunner.UsageError;
+            var pid = Path.GetFullPath(pr.GetValue(pidfile)!);
+            var cache = HilCache.Default();
+            return await Guard(async () =>
+            {
+                var image = QemuProvisioner.Current(cache, recipes[0])
+                    ?? throw new ProvisioningException($"{recipes[0].Board} is not provisioned; run: hil provision --board {recipes[0].Board}");
+                QemuProvisioner.PublishAccess(cache, image);
+                var options = new QemuLaunchOptions
+                {
+                    Image = image,
+                    RunDirectory = pr.GetValue(runDir) is { } d ? Path.GetFullPath(d) : Path.GetDirectoryName(pid)!,
+                    SshPort = pr.GetValue(ssh),
+                    ConsoleTcpPort = pr.GetValue(console),
+                    SecureTcpPort = pr.GetValue(secure) is > 0 and var sp ? sp : null,
+                };
+                var started = await DetachedQemu.StartAsync(options, pid, ct);
+                Console.Error.WriteLine($"hil: {image.Board} on (pid {started}); console 127.0.0.1:{options.ConsoleTcpPort}, ssh 127.0.0.1:{options.SshPort}");
+                return 0;
+            });
+        });
+        return cmd;
+    }
+
+    /// <summary>`hil qemu stop`: the outlet off: the QEMU named by the pidfile, and no other process.</summary>
+    private static Command Stop()
+    {
+        var pidfile = new Option<string>("--pidfile") { Description = "the pidfile hil qemu start was given", Required = true };
+        var cmd = new Command("stop", "Power a detached QEMU board off (SIGKILL: an outlet cuts power, it does not ask); off already is not an error") { pidfile };
+        cmd.SetAction(pr =>
+        {
+            var stopped = DetachedQemu.Stop(Path.GetFullPath(pr.GetValue(pidfile)!), TimeSpan.Zero);
+            Console.Error.WriteLine(stopped ? "hil: board off" : "hil: board was already off");
+            return 0;
+        });
+        return cmd;
     }
 
     private static bool TryBoards(string name, out IReadOnlyList<BoardRecipe> recipes)
