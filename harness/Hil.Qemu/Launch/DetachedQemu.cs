@@ -41,7 +41,7 @@ public static class DetachedQemu
         using (var launcher = Process.Start(psi) ?? throw new QemuLaunchException("cannot start setsid"))
             await launcher.WaitForExitAsync(ct).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(options.RunDirectory, "qemu.cmdline"),
-            Provisioning.ExternalTool.Describe(options.QemuBinary, args) + "\n", ct).ConfigureAwait(false);
+            Hil.Kernel.ExternalTool.Describe(options.QemuBinary, args) + "\n", ct).ConfigureAwait(false);
 
         // Ready = the console port listens (QEMU then waits for ser2net before the guest runs).
         // Probing by connecting would be taken as the console client, so /proc/net/tcp is read instead.

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Hil.Kernel;
 using Hil.Peers;
 using Hil.Qemu.Launch;
 using Hil.Qemu.Provisioning;
@@ -91,7 +92,8 @@ public sealed class LabInABox : IDisposable
             ?? throw new InvalidOperationException($"{Image} is not provisioned; run: tools/hil provision --board {Image}");
         QemuProvisioner.PublishAccess(cache, image);
         var access = cache.BoardAccess(Image);
-        var ko = OpteeModuleFile.FromQemuImage(image, Path.Combine(access, "modules"));
+        var ko = OpteeModuleFile.FromInitramfs(image.Initrd, image.KernelRelease,
+            Path.Combine(access, "modules", $"optee-{image.Board}-{image.CacheKey}.ko"), $"{image.Board} image {image.CacheKey} (initramfs)");
         var link = Path.Combine(access, "optee.ko");
         if (File.Exists(link) || new FileInfo(link).LinkTarget is not null) File.Delete(link);
         File.CreateSymbolicLink(link, ko.Path);
