@@ -173,6 +173,18 @@ public sealed class KmodDriver
 
     public Task ResetAsync(CancellationToken ct = default) => SendAsync([KmodCommand.Reset], ct);
 
+    /// <summary>tee_client_system_session() once more on open session <paramref name="name"/>; its record (Rc: the driver's answer).</summary>
+    public Task<KmodRecord> RegisterAsync(string name, CancellationToken ct = default) => RegisterAsync(KmodCommand.Register(name), ct);
+
+    /// <summary>tee_client_system_session() on raw TEE session id <paramref name="teeSession"/> (need not be open); its record.</summary>
+    public Task<KmodRecord> RegisterIdAsync(uint teeSession, CancellationToken ct = default) => RegisterAsync(KmodCommand.RegisterId(teeSession), ct);
+
+    private async Task<KmodRecord> RegisterAsync(KmodCommand command, CancellationToken ct)
+    {
+        await SendAsync([command], ct).ConfigureAwait(false);
+        return (await ReadResultsAsync(ct).ConfigureAwait(false)).Last(r => r.Op == KmodOp.Register);
+    }
+
     /// <summary>Queues <paramref name="calls"/> and starts them (one SSH command); returns the run's time base without waiting.</summary>
     public async Task<ulong> StartAsync(IReadOnlyList<KmodCall> calls, uint? leadMs = null, CancellationToken ct = default)
     {
@@ -205,8 +217,8 @@ public sealed class KmodDriver
         var span = calls.Max(c => (double)c.StartMs + c.HoldMs) + (leadMs ?? 10);
         await WaitIdleAsync(timeout ?? TimeSpan.FromMilliseconds(span * 3 + 30_000), ct).ConfigureAwait(false);
         var records = await ReadResultsAsync(ct).ConfigureAwait(false);
-        // A run's calls are exactly those due at t0 + their start offset.
-        var run = records.Where(r => r.Op == KmodOp.Invoke && r.StartMs is { } s && r.DueNs == t0 + (ulong)s * 1_000_000UL).ToList();
+        // A run's calls (and timed closes) are exactly those due at t0 + their start offset.
+        var run = records.Where(r => r.Op is KmodOp.Invoke or KmodOp.Close && r.StartMs is { } s && r.DueNs == t0 + (ulong)s * 1_000_000UL).ToList();
         if (run.Count != calls.Count)
             throw new ProductFailureException($"{KmodBuilder.ModuleName}: {calls.Count} calls started but {run.Count} records belong to the run at t0={t0}",
                 records.Select(r => r.ToString()).ToList());
