@@ -392,6 +392,15 @@ static int HIL_FN cmd_open(int argc, char **argv)
 	return 0;
 }
 
+static int HIL_FN parse_ms(const char *what, const char *tok, u32 max, u32 *out)
+{
+	if (kstrtou32(tok, 10, out))
+		return reject(-EINVAL, "%s '%.20s' is not a whole number of milliseconds", what, tok);
+	if (*out > max)
+		return reject(-EINVAL, "%s %u is above the limit %u", what, *out, max);
+	return 0;
+}
+
 /* Closes an open session and records the close (a system call when the session is a system one). */
 static void HIL_FN close_session(int slot, bool record)
 {
@@ -502,15 +511,6 @@ static int HIL_FN cmd_register(int argc, char **argv, bool raw)
 		hil.sess[slot].sys_rc = 0;
 	}
 	pr_info("register %s (tee session %u): rc %d\n", r->sess_name, id, rc);
-	return 0;
-}
-
-static int HIL_FN parse_ms(const char *what, const char *tok, u32 max, u32 *out)
-{
-	if (kstrtou32(tok, 10, out))
-		return reject(-EINVAL, "%s '%.20s' is not a whole number of milliseconds", what, tok);
-	if (*out > max)
-		return reject(-EINVAL, "%s %u is above the limit %u", what, *out, max);
 	return 0;
 }
 
