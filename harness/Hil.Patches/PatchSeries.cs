@@ -22,6 +22,19 @@ public sealed record FileDiff(string Path, string? OldPath, string? NewPath, IRe
 /// </summary>
 public sealed record SeriesPatch(string Name, string Subject, int StripLevel, IReadOnlyList<FileDiff> Files, string Diff)
 {
+    /// <summary>The commit message (empty for a plain diff).</summary>
+    public string Message { get; init; } = "";
+
+    /// <summary>
+    /// A trailer of the message ("Claims-Policy: v9"), the last one if repeated; null when absent.
+    /// How a series states what it means to implement; what it breaks ("Breaks:") marks a known mutant.
+    /// </summary>
+    public string? Trailer(string name) => Message.Split('\n')
+        .Select(l => l.Trim())
+        .Where(l => l.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))
+        .Select(l => l[(name.Length + 1)..].Trim())
+        .LastOrDefault(v => v.Length > 0);
+
     public string Sha256 => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Diff)));
     public override string ToString() => Name;
 }
@@ -272,7 +285,11 @@ public sealed partial class PatchSeries
         if (result.All(f => f.Hunks.Count == 0) && !files.Any(f => f.GitOld != f.GitNew))
             throw new PatchRejectedException(PatchRejection.Empty, $"{label}: its diff changes nothing (no hunks)");
         var diff = string.Join('\n', lines[diffStart..(diffEnd + 1)]) + "\n";
-        return new SeriesPatch(label, subject, strip, result, diff);
+        // The message: what precedes the diff (git format-patch's "---" and diffstat left out).
+        var body = lines[start..diffStart];
+        var cut = Array.IndexOf(body, "---");
+        var message = string.Join('\n', cut >= 0 ? body[..cut] : body).Trim();
+        return new SeriesPatch(label, subject, strip, result, diff) { Message = message };
     }
 
     private static void CheckInsideTree(string label, string path)

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Hil.Boards.BoardFiles;
 using Hil.Boards.Failures;
+using Hil.Patches;
 using Hil.Qemu.Board;
 
 namespace Hil.Suites.Common;
@@ -20,9 +21,30 @@ public static partial class BoardSelection
     /// <summary>The QEMU board on both kernels: 6.12 (mainline policy) and 6.1 (legacy).</summary>
     public static readonly IReadOnlyList<string> DefaultBoards = ["qemu-optee", "qemu-optee-6.1"];
 
-    /// <summary>NUnit fixture source: one fixture per selected board, named after the board.</summary>
+    /// <summary>
+    /// NUnit fixture source: one fixture per selected board, named after the board; in a patch run
+    /// (<c>HIL_DRIVERS</c>) one per board and driver, in the manifest's order (the control first).
+    /// </summary>
     public static IEnumerable<TestFixtureData> Fixtures() =>
-        Targets().Select(t => new TestFixtureData(t).SetArgDisplayNames(t.Name));
+        WithDrivers(Targets(), Environment.GetEnvironmentVariable(DriverManifest.EnvVar)).Select(t => new TestFixtureData(t).SetArgDisplayNames(t.ToString()));
+
+    /// <summary>Each board once per driver of the manifest <paramref name="manifestPath"/> (none: the boards as they are).</summary>
+    public static IReadOnlyList<BoardTarget> WithDrivers(IReadOnlyList<BoardTarget> boards, string? manifestPath)
+    {
+        if (string.IsNullOrWhiteSpace(manifestPath)) return boards;
+        DriverManifest manifest;
+        try
+        {
+            manifest = DriverManifest.Read(manifestPath);
+        }
+        catch (FormatException ex)
+        {
+            return [.. boards.Select(b => b with { SelectionError = ex.Message })];
+        }
+        return [.. boards.SelectMany(b => manifest.Drivers.Select(d => b.IsValid && b.Name != manifest.Board
+            ? b with { Driver = d, SelectionError = $"{DriverManifest.EnvVar} {manifestPath}: the drivers were built for board {manifest.Board}, not {b.Name}" }
+            : b with { Driver = d }))];
+    }
 
     /// <summary>The boards selected by the environment (never throws; bad entries come back invalid).</summary>
     public static IReadOnlyList<BoardTarget> Targets() =>

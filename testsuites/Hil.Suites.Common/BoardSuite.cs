@@ -56,7 +56,7 @@ public abstract class BoardSuite(BoardTarget target)
     /// </summary>
     protected async Task OnBoardAsync(Func<BoardTestContext, Task> body, BoardTestOptions? options = null)
     {
-        var outcome = await new BoardTestRunner(Boards).RunAsync(TestContext.CurrentContext.Test.Name, body, options ?? new BoardTestOptions());
+        var outcome = await new BoardTestRunner(Boards).RunAsync(TestName, WithDriver(body), options ?? new BoardTestOptions());
         if (!outcome.Passed) Assert.Fail(outcome.Message ?? "[test] the test failed without a message");
         // A pass on a retry is not a plain pass: JUnit/NUnit XML and TRX carry the line in the
         // test's output, the progress shows it live, and hil run counts such tests as flaky.
@@ -72,5 +72,16 @@ public abstract class BoardSuite(BoardTarget target)
     /// pipeline itself (fault injection). Its slices go to tests/CURRENT-TEST/<paramref name="name"/>.
     /// </summary>
     protected Task<BoardTestOutcome> RunOnBoardAsync(string name, Func<BoardTestContext, Task> body, BoardTestOptions? options = null) =>
-        new BoardTestRunner(Boards).RunAsync($"{TestContext.CurrentContext.Test.Name}/{name}", body, options ?? new BoardTestOptions());
+        new BoardTestRunner(Boards).RunAsync($"{TestName}/{name}", WithDriver(body), options ?? new BoardTestOptions());
+
+    /// <summary>The test's name in results; under its driver's folder in a patch run, so drivers never share files.</summary>
+    private string TestName => Target.Driver is { } d ? $"{d.Name}/{TestContext.CurrentContext.Test.Name}" : TestContext.CurrentContext.Test.Name;
+
+    /// <summary>In a patch run the fixture's driver is swapped in (if it is not already) before the body, inside the test's budget and verdict.</summary>
+    private Func<BoardTestContext, Task> WithDriver(Func<BoardTestContext, Task> body) => Target.Driver is not { } driver ? body : async t =>
+    {
+        t.Driver = await DriverActivation.EnsureAsync(t, driver, Boards.Log).ConfigureAwait(false);
+        t.Note(t.Driver.SwapNote);
+        await body(t).ConfigureAwait(false);
+    };
 }

@@ -20,8 +20,14 @@ public sealed class BoardTestContext
     public Board Board => Live.Board;
     /// <summary>QEMU specifics (image, process, thread-count record) for QEMU boards; null on real boards.</summary>
     public QemuBoardSession? Qemu => Live.Qemu;
-    /// <summary>Policy and OP-TEE thread count, read on this boot of the board.</summary>
-    public BoardFacts Facts => Live.Facts;
+    /// <summary>
+    /// Policy and OP-TEE thread count, read on this boot of the board; in a patch run the policy is
+    /// the driver under test's (<see cref="Driver"/>), not the booted driver's.
+    /// </summary>
+    public BoardFacts Facts => Driver is { } d ? Live.Facts with { Policy = d.Policy } : Live.Facts;
+
+    /// <summary>The patch run's driver, swapped in for this test (null: the board's own driver).</summary>
+    public ActiveDriver? Driver { get; internal set; }
     /// <summary>1, or 2 when this is the retry after an infrastructure failure.</summary>
     public int Attempt { get; }
     /// <summary>

@@ -29,6 +29,16 @@ public static class RetryPolicy
 
     /// <summary>Extra attempts to allow: the test's own number, or none when retries are off for the run.</summary>
     public static int Retries(BoardTestOptions options) => Disabled ? 0 : Math.Max(0, options.InfrastructureRetries);
+
+    /// <summary>
+    /// <c>HIL_TEST_BUDGET</c>: a run-wide cap on every test's budget, in seconds. A patch run sets it
+    /// so that a driver that strands a caller costs minutes, not a suite's generous budgets.
+    /// </summary>
+    public const string BudgetCapVariable = "HIL_TEST_BUDGET";
+
+    public static TimeSpan Budget(BoardTestOptions options) =>
+        int.TryParse(Environment.GetEnvironmentVariable(BudgetCapVariable), out var s) && s > 0 && TimeSpan.FromSeconds(s) < options.Budget
+            ? TimeSpan.FromSeconds(s) : options.Budget;
 }
 
 /// <summary>One attempt of a test: on which session, how it ended, and the files it left (console slices).</summary>
@@ -109,7 +119,7 @@ public sealed class BoardTestRunner(BoardProvider provider)
         var budgetExpired = false;
         try
         {
-            using var budget = new CancellationTokenSource(options.Budget);
+            using var budget = new CancellationTokenSource(RetryPolicy.Budget(options));
             live = await Provider.ReadyAsync(budget.Token).ConfigureAwait(false);
             slices = Slices.Mark(live, test);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(budget.Token, live.Lost);
@@ -152,10 +162,11 @@ public sealed class BoardTestRunner(BoardProvider provider)
         catch (Exception ex)
         {
             var events = slices is null ? [] : await ConsoleEventsAsync(slices.Scope, ex, live).ConfigureAwait(false);
-            failure = ConsoleEvents(events, ex) ?? Classify(ex, live, budgetExpired, options.Budget);
+            failure = ConsoleEvents(events, ex) ?? Classify(ex, live, budgetExpired, RetryPolicy.Budget(options));
             // After an infrastructure failure the session is in an unknown state; after a panic,
             // Oops, BUG, OP-TEE abort or reset the kernel is dead or tainted: both get a fresh boot.
-            if (live is not null && (failure.Class == FailureClass.Infrastructure || events.Any(ConsoleWatcher.IsFatal)))
+            // A body that ran out of time may have left callers stuck in the kernel: a fresh boot too.
+            if (live is not null && (failure.Class == FailureClass.Infrastructure || events.Any(ConsoleWatcher.IsFatal) || budgetExpired))
                 Provider.Condemn(live, $"{test}: {failure.Message}");
         }
         // Attachments made inside the isolated result would be lost with it: they are added here.

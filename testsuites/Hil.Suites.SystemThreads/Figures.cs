@@ -51,7 +51,8 @@ public static class Figures
 
     internal static void Write(BoardTestContext t, Figure figure)
     {
-        var f = figure with { Board = t.Live.Target.Name, Kernel = t.Facts.KernelRelease ?? "?", Policy = t.Facts.Policy.Measured ?? "?" };
+        // In a patch run each driver is a column of its own: the figures of the control and the patched driver side by side.
+        var f = figure with { Board = t.Driver is { } d ? $"{t.Live.Target.Name}+{d.Driver.Name}" : t.Live.Target.Name, Kernel = t.Facts.KernelRelease ?? "?", Policy = t.Facts.Policy.Measured ?? "?" };
         var dir = SuiteResults.ForSuite(t.Live.Target.Name, "system-threads");
         Directory.CreateDirectory(dir);
         lock (Gate) File.AppendAllText(Path.Combine(dir, "figures.jsonl"), JsonSerializer.Serialize(f) + "\n");

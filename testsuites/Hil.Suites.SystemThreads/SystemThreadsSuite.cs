@@ -28,7 +28,7 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
 
     // ---- 1 -----------------------------------------------------------------------------------------
 
-    [Test]
+    [Test, Category(CallQueueCategory.Name)]
     public Task NormalCallers_MayOccupyEveryThread_WithoutSystemSessions() => OnBoardAsync(async t =>
     {
         var model = BoardModel.From(t.Facts);
@@ -68,13 +68,16 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
             figures.Asserted("normal callers inside OP-TEE at once (whole trace, incl. background)", bound, conformance.Stats.MaxNormalInSecure,
                 Is.EqualTo(bound), "the model's bound over every interleaving (background caller included), reached and never passed",
                 how: "the model's bound over every interleaving with a background caller");
-            Assert.That(ours.Sum(c => c!.Blocks + c.Refusals), Is.Zero, "none of them had to wait");
+            // Mainline: none of them waits. A policy that keeps a thread back (v9) makes one wait: the model says which.
+            var modelWaits = model.Simulate(scenario.Build()).Calls.Sum(c => c.TimesBlocked);
+            Assert.That(ours.Sum(c => c!.Blocks + c.Refusals), modelWaits > 0 ? Is.GreaterThan(0) : Is.Zero,
+                modelWaits > 0 ? $"the model makes {modelWaits} of them wait ({model})" : "none of them had to wait");
         }
     }, Budget);
 
     // ---- 2, 3 --------------------------------------------------------------------------------------
 
-    [Test]
+    [Test, Category(CallQueueCategory.Name)]
     public Task SystemSessionRegistration_IsWhatTheModelSays() => OnBoardAsync(async t =>
     {
         var model = BoardModel.From(t.Facts);
@@ -93,7 +96,7 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
             "the module was built with tee_client_system_session() exactly when the kernel has it");
     }, Budget);
 
-    [Test]
+    [Test, Category(CallQueueCategory.Name)]
     public Task SystemCall_WhileUserSpaceSaturatesEveryThread_IsAdmittedAsTheModelPredicts() => OnBoardAsync(async t =>
     {
         var model = BoardModel.From(t.Facts);
@@ -196,7 +199,7 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
     /// <see cref="WakeupAttempts"/> times, every attempt's trace judged by the conformance checker —
     /// and the named behaviour is then asserted on the board.
     /// </summary>
-    [Test]
+    [Test, Category(CallQueueCategory.Name)]
     public Task WakeupOrder_AbsorbedWakeup_CWaitsForA_AsTheModelPredicts() => OnBoardAsync(async t =>
     {
         var model = BoardModel.From(t.Facts);
@@ -210,7 +213,13 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         foreach (var call in plan) scenario.Client(call.Session).Call(at: call.StartMs, hold: call.HoldMs);
         var sim = model.Simulate(scenario.Build());
         var predictedCEnterMs = sim.Call("c/c1").EnteredAt!.Value / 1000.0;
-        Assert.That(predictedCEnterMs, Is.EqualTo(sim.Call("a/c1").EndedAt!.Value / 1000.0), "the model, scripted workload: C waits for A's end, not B's");
+        if (predictedCEnterMs != sim.Call("a/c1").EndedAt!.Value / 1000.0)
+        {
+            // Under this policy the same workload takes another path (v9 keeps a thread back, so B
+            // already waits): the trace is judged and C's entry asserted against the replay, once.
+            await AssertOtherWakeupPathAsync(t, bench, model, plan, predictedCEnterMs);
+            return;
+        }
 
         WakeupAttempt? shown = null;
         var attempts = new List<string>();
@@ -259,6 +268,25 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
                 shown: Math.Round((x.C.Enter.Value - x.A.Final.Value) * 1000, 2), how: "C's entry is never before A's end");
         }
     }, Budget with { Budget = TimeSpan.FromMinutes(20) });
+
+    private static async Task AssertOtherWakeupPathAsync(BoardTestContext t, Workbench bench, BoardModel model, IReadOnlyList<KmodCall> plan, double predictedCEnterMs)
+    {
+        var x = await RunWakeupAttemptAsync(t, bench, model, plan, 1);
+        var cEnterMs = (x.C.Enter!.Value - x.T0) * 1000;
+        var replayCEnterMs = x.Replay.Call(x.Names[x.C]).EnteredAt!.Value / 1000.0;
+        var spread = TimingSpread.Of(plan.Select(p =>
+        {
+            var r = x.Run.Calls.Single(c => c.Session == p.Session);
+            return new ScriptedCall(p.Session, r.DueNs!.Value, r.RequestNs, p.HoldMs, x.Of(p.Session));
+        }));
+        var figures = new FigureSheet(t, "wakeup-order", nameof(WakeupOrder_AbsorbedWakeup_CWaitsForA_AsTheModelPredicts));
+        figures.Informational("C (blocked) enters OP-TEE at, ms after t0 — scripted workload alone", predictedCEnterMs, Math.Round(cEnterMs),
+            $"under {model.Policy.Name} the workload does not take the absorbed wake-up path; the replay is asserted");
+        figures.Asserted("C enters OP-TEE at, ms — the traced traffic (background caller included) replayed by the model", Math.Round(replayCEnterMs, 1), cEnterMs,
+            Is.EqualTo(replayCEnterMs).Within(spread.Ms), $"C entered when the model, replaying the traced traffic, says it should ({spread.Describe()})",
+            shown: Math.Round(cEnterMs, 1), tolerance: spread.Tolerance,
+            how: "board and model differ by at most the board's largest lateness against the script in the same run");
+    }
 
     /// <summary>One run of the wake-up workload, traced, judged and replayed.</summary>
     private sealed record WakeupAttempt(int Number, TracedRun Traced, ConformanceResult Conformance, KmodRun Run, IReadOnlyList<TracedCall> Calls,

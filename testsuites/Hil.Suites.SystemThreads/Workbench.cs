@@ -5,6 +5,7 @@ using Hil.Workloads;
 using Hil.Workloads.Holder;
 using Hil.Workloads.Kmod;
 using Hil.Workloads.Tracing;
+using Hil.Workloads.Tracing.Module;
 using Serilog;
 
 namespace Hil.Suites.SystemThreads;
@@ -23,12 +24,32 @@ public sealed class Workbench
     {
         Module = module;
         Holder = holder;
+        _boardTracing = tracing;
         Tracing = tracing;
     }
 
+    private readonly CallQueueTracing _boardTracing;
+
     public KmodDriver Module { get; }
     public HolderRunner Holder { get; }
-    public CallQueueTracing Tracing { get; }
+    /// <summary>The tracer for the driver the current test runs on (a patch run's driver under test, else the booted one).</summary>
+    public CallQueueTracing Tracing { get; private set; }
+
+    /// <summary>
+    /// A patch run's driver is traced from its own optee.ko (probes planned from its code, the file
+    /// checked against the loaded module by build ID) and judged by the policy it claims.
+    /// </summary>
+    private Workbench For(BoardTestContext t)
+    {
+        Tracing = t.Driver is { } d
+            ? _boardTracing with
+            {
+                ModuleSource = (_, _) => Task.FromResult(OpteeModuleFile.FromHostFile(d.Driver.Optee.Path)),
+                Policy = t.Facts.RequirePolicy(),
+            }
+            : _boardTracing;
+        return this;
+    }
 
     public static async Task<Workbench> ForAsync(BoardTestContext t, ILogger log)
     {
@@ -39,7 +60,7 @@ public sealed class Workbench
             if (Benches.TryGetValue(key, out var b))
             {
                 if (!b.Module.IsLoaded) await b.Module.InsertAsync(t.Token);
-                return b;
+                return b.For(t);
             }
             var cache = BuildCache.In(HilCache.Default());
             var libteec = t.Qemu is { } q ? q.Image.Libteec : RealBoardLibteec(t);
@@ -50,7 +71,7 @@ public sealed class Workbench
             var tracing = (t.Qemu is { } qq ? CallQueueTracing.ForQemu(qq, log) : new CallQueueTracing(t.Board, log)) with { Threads = t.Facts.RequireThreads() };
             b = new Workbench(module, holder, tracing);
             Benches[key] = b;
-            return b;
+            return b.For(t);
         }
         finally
         {

@@ -56,6 +56,12 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
     /// </summary>
     public int? Threads { get; init; }
 
+    /// <summary>
+    /// The policy the trace's header names, when it is not the driver's own: a patched driver under
+    /// test is judged by the policy its patch claims (null: the loaded driver's, told from its code).
+    /// </summary>
+    public string? Policy { get; init; }
+
     /// <summary>Record in a trace instance of our own when the kernel has them (false: the main buffer, settings restored after).</summary>
     public bool UseInstance { get; init; } = true;
 
@@ -104,7 +110,7 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
         var capture = await Tracer.TraceAsync(plan, workload, Options, ct).ConfigureAwait(false);
         var ftracePath = Path.Combine(outputDirectory, "ftrace.txt");
         await File.WriteAllTextAsync(ftracePath, capture.Text, ct).ConfigureAwait(false);
-        var header = HeaderFor(Board, plan, Threads);
+        var header = HeaderFor(Board, plan, Threads, Policy);
         var tracePath = Path.Combine(outputDirectory, "cq-trace.jsonl");
         ConversionStats stats;
         await using (var output = File.Create(tracePath))
@@ -116,9 +122,9 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
     }
 
     /// <summary>The trace's header: the policy of the driver the plan was made from, and the thread count given (else the board file's).</summary>
-    public static CqTraceHeader HeaderFor(Board board, ProbePlan plan, int? threads = null)
+    public static CqTraceHeader HeaderFor(Board board, ProbePlan plan, int? threads = null, string? policy = null)
     {
-        var policy = DriverPolicy.From(plan.Code).Require($"{board.Spec.Name}: optee.ko of kernel {plan.Facts.Release}");
+        policy ??= DriverPolicy.From(plan.Code).Require($"{board.Spec.Name}: optee.ko of kernel {plan.Facts.Release}");
         var n = threads ?? board.Spec.OpteeThreads
             ?? throw new TracingException($"{board.Spec.SourceFile}: OP-TEE's thread count is needed to judge the trace: measure it (hil_cq's firmware file) or write facts.optee_threads");
         return new CqTraceHeader(policy, n, plan.Facts.Release, plan.Kinds, board.Spec.Name);

@@ -15,6 +15,7 @@ public static class BenchCommands
         new SshBenchmark(),
         new ShellBenchmark(),
         new BootBenchmark(),
+        new PatchBenchmark(),
     ];
 
     public static Command Build()

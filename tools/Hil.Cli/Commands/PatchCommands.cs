@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Hil.Cli.Patches;
 using Hil.Patches;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;
@@ -76,9 +77,11 @@ public static class PatchCommands
         .CreateLogger();
 
     /// <summary>
-    /// `hil patch run`: builds as `patch build`, boots the QEMU board once, and for the control then
-    /// the patched driver swaps the module in (build ID checked on the board) and runs xtest 1001 as
-    /// a smoke. The suites proper are wired elsewhere; this proves the module loads and serves.
+    /// `hil patch run`: builds the series (or, with --each, every file as a series of its own) and the
+    /// control, then runs the call-queue tests on the board once per driver (one boot; each driver
+    /// swapped in with its build ID checked on the board), judges every trace under every policy and
+    /// gives a verdict per patch against the policy it claims. Exit 0: the verdict holds; 1: it does
+    /// not (or the run failed); 2: bad input, nothing booted.
     /// </summary>
     private static Command RunCommand()
     {
@@ -88,47 +91,48 @@ public static class PatchCommands
             Description = "QEMU board to boot: " + string.Join(", ", BoardRecipe.All.Select(r => r.Board)),
             DefaultValueFactory = _ => BoardRecipe.Mainline.Board,
         };
-        var cmd = new Command("run", "Build the series and the control, boot the QEMU board, swap each driver in (build ID checked on the board) and run xtest -t regression 1001 on it")
-            { series, board };
+        var expect = new Option<string?>("--expect-policy")
+        {
+            Description = "the policy the patched driver must implement (default: what the series claims in a Claims-Policy: trailer, else the stock driver's)",
+        };
+        var each = new Option<bool>("--each")
+        {
+            Description = "every file is a series of its own (a corpus of alternative patches), all run against one control in one job; prints the mutation score of the known mutants (patches with a Breaks: line)",
+        };
+        var results = new Option<string?>("--results") { Description = "results folder (default: artifacts/patch-runs/STAMP-BOARD)" };
+        var budget = new Option<int>("--test-budget")
+        {
+            Description = "seconds any one test may take on a driver before it fails (a driver that strands a caller must not cost a suite's budget)",
+            DefaultValueFactory = _ => 120,
+        };
+        var instances = new Option<int>("--instances")
+        {
+            Description = "QEMU instances of the board to share the drivers out to (each boots once; the tests mostly wait on held calls, so 2 finish a corpus sooner even on 2 cores)",
+            DefaultValueFactory = _ => 1,
+        };
+        var cmd = new Command("run", "Build the series and the control, run the call-queue tests on the board for each driver, judge every trace under every policy, and say which policy each patch implements")
+            { series, board, expect, each, results, budget, instances };
         cmd.SetAction(async (pr, ct) =>
         {
-            var cache = HilCache.Default();
             var name = pr.GetValue(board)!;
+            if (BoardRecipe.All.All(r => r.Board != name))
+                throw new UsageException($"--board '{name}': patch runs need a QEMU board whose kernel source is known ({string.Join(", ", BoardRecipe.All.Select(r => r.Board))})");
+            if (pr.GetValue(budget) is < 10 or > 3600) throw new UsageException("--test-budget: give 10 to 3600 seconds");
+            if (pr.GetValue(instances) is < 1 or > 8) throw new UsageException("--instances: give 1 to 8");
+            var dir = pr.GetValue(results) is { } r0 ? Path.GetFullPath(r0)
+                : RepoPaths.File("artifacts", "patch-runs", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + name);
             using var log = ConsoleLog();
             try
             {
-                var clock = Stopwatch.StartNew();
-                var r = await new PatchBuildJob(cache, log).RunAsync(pr.GetValue(series)!, name, ct);
-                Print(r);
-                var boardFile = RepoPaths.File("boards", name + ".yaml");
-                var logs = RepoPaths.File("artifacts", "patch-runs", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + name);
-                Directory.CreateDirectory(logs);
-                await using var session = await QemuBoards.OpenAsync(boardFile, new QemuBoardOptions
-                {
-                    LogDirectory = logs, Cache = cache, Logger = log, ProvisionIfMissing = false,
-                }, ct);
-                var boot = Stopwatch.StartNew();
-                await session.Board.BootAsync(ct);
-                Console.WriteLine($"boot:       {name} up in {boot.Elapsed.TotalSeconds:0.0} s (logs {logs})");
-                var failed = false;
-                foreach (var (what, build) in new[] { ("control", r.Control), ("patched", r.Patched) })
-                {
-                    var swap = await ModuleSwap.SwapAsync(session.Board.Ssh, build.Modules, log, ct);
-                    Console.WriteLine($"{what + ":",-11} loaded {string.Join(", ", swap.LoadedBuildIds.Select(kv => $"{kv.Key} {kv.Value}"))} " +
-                                      $"(build ID matches; swap {swap.GuestSwap.TotalSeconds:0.00} s in the guest, {swap.Total.TotalSeconds:0.0} s with upload)");
-                    var x = Stopwatch.StartNew();
-                    var xt = await session.Board.Ssh.RunAsync("xtest -t regression 1001", TimeSpan.FromMinutes(3), ct);
-                    var summary = xt.Stdout.Split('\n').LastOrDefault(l => l.Contains("subtests of which", StringComparison.Ordinal))?.Trim() ?? "";
-                    Console.WriteLine($"{"",-11} xtest -t regression 1001: {(xt.ExitStatus == 0 ? "passed" : $"FAILED (exit {xt.ExitStatus})")} in {x.Elapsed.TotalSeconds:0.0} s {summary}");
-                    failed |= xt.ExitStatus != 0;
-                }
-                var events = session.Board.Watcher.Since(0);
-                foreach (var e in events) Console.WriteLine($"console:    {e}");
-                failed |= events.Count > 0;
-                Console.WriteLine($"total:      {clock.Elapsed.TotalSeconds:0.0} s");
-                return failed ? 1 : 0;
+                var request = new PatchRunRequest(pr.GetValue(series)!, pr.GetValue(each), name, pr.GetValue(expect), dir, TimeSpan.FromSeconds(pr.GetValue(budget)), pr.GetValue(instances));
+                return await new PatchRunJob(request, HilCache.Default(), log).RunAsync(ct);
             }
             catch (PatchEnvironmentException ex)
+            {
+                Console.Error.WriteLine($"hil: patch run: {ex.Message.Split('\n')[0]}");
+                return 1;
+            }
+            catch (ExternalToolException ex)
             {
                 Console.Error.WriteLine($"hil: patch run: {ex.Message.Split('\n')[0]}");
                 return 1;
