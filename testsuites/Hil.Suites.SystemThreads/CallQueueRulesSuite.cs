@@ -466,13 +466,18 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
             return Ours.FirstOrDefault(kv => kv.Value == c).Key ?? (Names.TryGetValue(c, out var n) ? n : c.Task);
         }
 
-        /// <summary>Which of two scripted calls entered OP-TEE first, on the board or in the replay.</summary>
+        /// <summary>
+        /// Which of two scripted calls entered OP-TEE first, on the board or in the replay; "both at once" when
+        /// they entered closer than the board's timing spread (board) or <see cref="OrderEpsilonMs"/> (replay):
+        /// two callers woken together race for the lock, and the model leaves that race open.
+        /// </summary>
         public string EnteredFirst(string p, string q, bool replay)
         {
             double P, Q;
             if (replay) (P, Q) = (ReplayMs(Replayed(p).EnteredAt), ReplayMs(Replayed(q).EnteredAt));
-            else (P, Q) = (Of(p).Enter!.Value, Of(q).Enter!.Value);
-            return P < Q ? p : P > Q ? q : "both at once";
+            else (P, Q) = ((Of(p).Enter!.Value - T0) * 1000, (Of(q).Enter!.Value - T0) * 1000);
+            var eps = replay ? OrderEpsilonMs : Math.Max(OrderEpsilonMs, Spread.Ms);
+            return Math.Abs(P - Q) <= eps ? "both at once" : P < Q ? p : q;
         }
 
         /// <summary>Most scripted calls inside OP-TEE at once, on the board or in the replay.</summary>
