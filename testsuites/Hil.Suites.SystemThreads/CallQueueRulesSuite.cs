@@ -476,7 +476,8 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
             double P, Q;
             if (replay) (P, Q) = (ReplayMs(Replayed(p).EnteredAt), ReplayMs(Replayed(q).EnteredAt));
             else (P, Q) = ((Of(p).Enter!.Value - T0) * 1000, (Of(q).Enter!.Value - T0) * 1000);
-            var eps = replay ? OrderEpsilonMs : Math.Max(OrderEpsilonMs, Spread.Ms);
+            // The board is only granted "at once" where the replay has the two enter together.
+            var eps = replay ? OrderEpsilonMs : EnteredFirst(p, q, replay: true) == "both at once" ? Math.Max(OrderEpsilonMs, Spread.Ms) : 0;
             return Math.Abs(P - Q) <= eps ? "both at once" : P < Q ? p : q;
         }
 
