@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 using Serilog;
 

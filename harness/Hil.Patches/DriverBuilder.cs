@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 using Hil.Workloads.Kmod;
 using Serilog;

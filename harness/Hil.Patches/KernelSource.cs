@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 using Hil.Workloads;
 using Serilog;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 using Serilog;
 

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 
 namespace Hil.Patches;
 

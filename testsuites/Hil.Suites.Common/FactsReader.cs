@@ -1,5 +1,5 @@
 using Hil.Boards.Failures;
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Hil.Workloads.Kmod;
 using Hil.Workloads.Tracing;
 using Hil.Workloads.Tracing.Planning;

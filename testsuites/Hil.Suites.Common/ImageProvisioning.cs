@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Hil.Boards.BoardFiles;
 using Hil.Boards.Failures;
+using Hil.Kernel;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;
 using Serilog;

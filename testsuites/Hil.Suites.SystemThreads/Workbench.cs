@@ -1,5 +1,5 @@
 using Hil.Boards.Failures;
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Hil.Suites.Common;
 using Hil.Workloads;
 using Hil.Workloads.Holder;

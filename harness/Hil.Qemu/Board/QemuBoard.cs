@@ -1,6 +1,7 @@
 using Hil.Boards.BoardFiles;
 using Hil.Boards.Failures;
 using Hil.Boards.Power;
+using Hil.Kernel;
 using Hil.Qemu.Launch;
 using Hil.Qemu.Provisioning;
 using Serilog;

@@ -1,7 +1,6 @@
-namespace Hil.Qemu.Provisioning;
+using Hil.Kernel;
 
-/// <summary>A provisioning failure that a person can act on (no stack trace needed).</summary>
-public sealed class ProvisioningException(string message, Exception? inner = null) : Exception(message, inner);
+namespace Hil.Qemu.Provisioning;
 
 /// <summary>How a kernel's out-of-tree module build must be coaxed on a bookworm host (see the facts file).</summary>
 public sealed record KitWorkarounds(

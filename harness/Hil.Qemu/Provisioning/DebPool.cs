@@ -1,3 +1,5 @@
+using Hil.Kernel;
+
 namespace Hil.Qemu.Provisioning;
 
 /// <summary>

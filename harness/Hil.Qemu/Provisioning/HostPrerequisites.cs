@@ -1,3 +1,4 @@
+using Hil.Kernel;
 using Serilog;
 
 namespace Hil.Qemu.Provisioning;

@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text;
+using Hil.Kernel;
 
 namespace Hil.Qemu.Provisioning;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Hil.Kernel;
 
 namespace Hil.Qemu.Provisioning;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Hil.Kernel;
 
 namespace Hil.Qemu.Provisioning;
 
@@ -12,9 +13,6 @@ public sealed record SshAccess(
     /// <summary>"ssh-ed25519 AAAA…" of that host key (for a known_hosts line).</summary>
     string HostKeyPublic,
     string GuestAddress);
-
-/// <summary>Where the libteec headers and library for arm64 clients are.</summary>
-public sealed record LibteecSysroot(string Directory, string IncludeDirectory, string LibraryDirectory, string Version);
 
 /// <summary>
 /// A provisioned QEMU board image: every file QEMU needs, the facts suites rely on, SSH access

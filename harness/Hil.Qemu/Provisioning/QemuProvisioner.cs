@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Hil.Kernel;
 using Serilog;
 
 namespace Hil.Qemu.Provisioning;
@@ -224,7 +225,7 @@ public sealed class QemuProvisioner(HilCache cache, ProvisionOptions options, IL
             .Concat(b.Kit.MakeVariables.Select(kv => kv.Key + "=" + kv.Value)).Append("kit v1"));
         var kitDir = cache.Kit(release, kitKey);
         await BuildPieceAsync(b.Board, kitDir, $"module kit for {release}", t =>
-            ModuleKit.BuildAsync(t, kitDir, release, _pool, headers, kbuild, glibcReplacement, b.Kit, ct));
+            ModuleKitBuilder.BuildAsync(t, kitDir, release, _pool, headers, kbuild, glibcReplacement, b.Kit, ct));
 
         var teecPkgs = BoardRecipe.LibteecPackages.Select(Pkg).ToList();
         var teecKey = HilCache.KeyOf(teecPkgs.Select(Line));

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using Hil.Kernel;
 
 namespace Hil.Qemu.Provisioning;
 

@@ -11,7 +11,7 @@ public sealed class BuildCache(string root)
     public string Root { get; } = Path.GetFullPath(root);
 
     /// <summary>The workloads folder of a provisioning cache (the same cache the boards come from).</summary>
-    public static BuildCache In(Hil.Qemu.Provisioning.HilCache cache) => new(Path.Combine(cache.Root, "workloads"));
+    public static BuildCache In(Hil.Kernel.HilCache cache) => new(Path.Combine(cache.Root, "workloads"));
 
     public string PathOf(string kind, string name) => Path.Combine(Root, kind, name);
 

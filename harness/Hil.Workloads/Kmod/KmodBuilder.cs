@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Serilog;
 
 namespace Hil.Workloads.Kmod;

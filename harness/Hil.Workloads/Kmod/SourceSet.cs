@@ -1,4 +1,4 @@
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 
 namespace Hil.Workloads;
 

@@ -1,7 +1,6 @@
 using Hil.Boards;
 using Hil.Boards.Failures;
 using Hil.Model.Conformance;
-using Hil.Qemu.Board;
 using Hil.Workloads.Tracing.Conversion;
 using Hil.Workloads.Tracing.Module;
 using Hil.Workloads.Tracing.Planning;
@@ -41,7 +40,7 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
 {
     /// <summary>
     /// Where the optee.ko comes from. Default: the board file's facts.optee_module (a host path), else
-    /// the file the board itself loaded, downloaded over SSH. QEMU boards use their image (see <see cref="ForQemu"/>).
+    /// the file the board itself loaded, downloaded over SSH. QEMU boards use their image (CallQueueTracing.ForQemu, in Hil.Suites.Common).
     /// </summary>
     public Func<string, CancellationToken, Task<OpteeModuleFile>> ModuleSource { get; init; } = (work, ct) =>
         Board.Spec.Facts.TryGetValue("optee_module", out var path)
@@ -64,11 +63,6 @@ public sealed record CallQueueTracing(Board Board, ILogger Logger)
 
     /// <summary>Record in a trace instance of our own when the kernel has them (false: the main buffer, settings restored after).</summary>
     public bool UseInstance { get; init; } = true;
-
-    public static CallQueueTracing ForQemu(QemuBoardSession session, ILogger logger) => new(session.Board, logger)
-    {
-        ModuleSource = (work, _) => Task.FromResult(OpteeModuleFile.FromQemuImage(session.Image, work)),
-    };
 
     public CallQueueTracer Tracer => new(new SshTraceShell(Board.Ssh), Logger);
 

@@ -30,6 +30,17 @@ public class PatchCliTests
             "x.patch (\"[PATCH] words\"): contains no diff", "build", "x.patch");
         yield return Case("missing file", null, "nothere.patch: no such file", "build", "/nonexistent/nothere.patch");
         yield return Case("unknown board", null, "unknown QEMU board 'no-such-board'", "build", "bug-01", "--board", "no-such-board");
+        yield return Case("run: empty file", "", "x.patch: empty file, no patch in it", "run", "x.patch");
+        yield return Case("run: binary file", "\0\u0001ELF", "x.patch: binary file", "run", "x.patch");
+        yield return Case("run: outside drivers/tee", "--- a/fs/ext4/super.c\n+++ b/fs/ext4/super.c\n@@ -1 +1 @@\n-a\n+b\n",
+            "x.patch: touches fs/ext4/super.c, outside drivers/tee/", "run", "x.patch");
+        yield return Case("run: unknown policy", null, "--expect-policy: 'nope' is not a model policy", "run", "bug-01", "--expect-policy", "nope");
+        yield return Case("run: unknown claimed policy", "Claims-Policy: bogus\n--- a/drivers/tee/optee/call.c\n+++ b/drivers/tee/optee/call.c\n@@ -1 +1 @@\n-a\n+b\n",
+            "Claims-Policy: 'bogus' is not a model policy", "run", "x.patch");
+        yield return Case("run: no board instances", null, "--instances: give 1 to 8", "run", "bug-01", "--instances", "0");
+        yield return Case("run: no control runs", null, "--control-runs: give 1 to 20", "run", "bug-01", "--control-runs", "0");
+        yield return Case("run: a board without a kernel source", null, "patch runs need a QEMU board whose kernel source is known", "run", "bug-01", "--board", "example-rpi3");
+        yield return Case("run: unknown board", null, "patch runs need a QEMU board", "run", "bug-01", "--board", "no-such-board");
     }
 
     [TestCaseSource(nameof(BadInput))]

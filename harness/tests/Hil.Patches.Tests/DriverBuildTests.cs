@@ -1,4 +1,4 @@
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Serilog;
 
 namespace Hil.Patches.Tests;

@@ -1,5 +1,5 @@
+using Hil.Kernel;
 using Hil.Qemu.Board;
-using Hil.Qemu.Provisioning;
 using Serilog;
 
 namespace Hil.Patches.Tests;

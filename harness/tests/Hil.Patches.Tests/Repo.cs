@@ -55,7 +55,7 @@ internal static class QemuOptee
         try
         {
             if (_done) return;
-            var cache = Hil.Qemu.Provisioning.HilCache.Default();
+            var cache = Hil.Kernel.HilCache.Default();
             var recipe = Hil.Qemu.Provisioning.BoardRecipe.Mainline;
             if (Hil.Qemu.Provisioning.QemuProvisioner.Current(cache, recipe) is null)
                 await new Hil.Qemu.Provisioning.QemuProvisioner(cache, new Hil.Qemu.Provisioning.ProvisionOptions(), log,

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 
 namespace Hil.Qemu.Tests;

@@ -1,3 +1,4 @@
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 
 namespace Hil.Qemu.Tests;

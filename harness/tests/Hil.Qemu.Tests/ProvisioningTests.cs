@@ -1,4 +1,5 @@
 using System.Text;
+using Hil.Kernel;
 using Hil.Qemu.Provisioning;
 
 namespace Hil.Qemu.Tests;

@@ -77,7 +77,7 @@ public class HolderTests
     [Test]
     public void CompilerArgumentsUseTheProvisionedLibteec()
     {
-        var sysroot = new Hil.Qemu.Provisioning.LibteecSysroot("/c/libteec", "/c/libteec/usr/include", "/c/libteec/usr/lib/aarch64-linux-gnu", "4.5.0-1");
+        var sysroot = new Hil.Kernel.LibteecSysroot("/c/libteec", "/c/libteec/usr/include", "/c/libteec/usr/lib/aarch64-linux-gnu", "4.5.0-1");
         var args = HolderBuilder.CompilerArguments(sysroot, "/src/teeholder.c", "/out/teeholder");
         Assert.That(args, Does.Contain("-I/c/libteec/usr/include").And.Contain("-L/c/libteec/usr/lib/aarch64-linux-gnu")
             .And.Contain("-lteec").And.Contain("-Werror"));

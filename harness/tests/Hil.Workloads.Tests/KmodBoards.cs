@@ -1,4 +1,5 @@
 using Hil.Boards.Ssh;
+using Hil.Kernel;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;
 using Hil.Workloads.Holder;

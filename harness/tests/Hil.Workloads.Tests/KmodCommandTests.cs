@@ -96,7 +96,7 @@ public class KmodCommandTests
     [Test]
     public void MakeArgumentsAreAnArgumentVectorWithTheKitsVariables()
     {
-        var kit = new Hil.Qemu.Provisioning.ModuleKit
+        var kit = new Hil.Kernel.ModuleKit
         {
             KernelRelease = "6.12.118+deb13-arm64",
             HeadersDirectory = "/cache/kits/x/root/usr/src/linux-headers-6.12.118+deb13-arm64",

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Hil.Model.Conformance;
 using Hil.Qemu.Board;
+using Hil.Suites.Common;
 using Hil.Workloads.Kmod;
 using Hil.Workloads.Tracing;
 using Hil.Workloads.Tracing.Session;

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Hil.Cli.Patches;
+using Hil.Kernel;
 using Hil.Patches;
-using Hil.Qemu.Provisioning;
 using Serilog;
 
 namespace Hil.Cli.Bench;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Hil.Cli.Patches;
+using Hil.Kernel;
 using Hil.Patches;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;
@@ -19,6 +20,7 @@ public static class PatchCommands
     public static Command Build()
     {
         UserErrors.Register<PatchRejectedException>(e => e.Message);
+        UserErrors.Register<UsageException>(e => e.Message);
         var cmd = new Command("patch", "Validate an OP-TEE driver patch series against a board's kernel");
         cmd.Subcommands.Add(BuildCommand());
         cmd.Subcommands.Add(RunCommand());
@@ -110,8 +112,13 @@ public static class PatchCommands
             Description = "QEMU instances of the board to share the drivers out to (each boots once; the tests mostly wait on held calls, so 2 finish a corpus sooner even on 2 cores)",
             DefaultValueFactory = _ => 1,
         };
+        var controlRuns = new Option<int>("--control-runs")
+        {
+            Description = "run the control this many times (each a full pass of the tests): the stock driver's false alarms are counted",
+            DefaultValueFactory = _ => 1,
+        };
         var cmd = new Command("run", "Build the series and the control, run the call-queue tests on the board for each driver, judge every trace under every policy, and say which policy each patch implements")
-            { series, board, expect, each, results, budget, instances };
+            { series, board, expect, each, results, budget, instances, controlRuns };
         cmd.SetAction(async (pr, ct) =>
         {
             var name = pr.GetValue(board)!;
@@ -119,12 +126,13 @@ public static class PatchCommands
                 throw new UsageException($"--board '{name}': patch runs need a QEMU board whose kernel source is known ({string.Join(", ", BoardRecipe.All.Select(r => r.Board))})");
             if (pr.GetValue(budget) is < 10 or > 3600) throw new UsageException("--test-budget: give 10 to 3600 seconds");
             if (pr.GetValue(instances) is < 1 or > 8) throw new UsageException("--instances: give 1 to 8");
+            if (pr.GetValue(controlRuns) is < 1 or > 20) throw new UsageException("--control-runs: give 1 to 20");
             var dir = pr.GetValue(results) is { } r0 ? Path.GetFullPath(r0)
                 : RepoPaths.File("artifacts", "patch-runs", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + name);
             using var log = ConsoleLog();
             try
             {
-                var request = new PatchRunRequest(pr.GetValue(series)!, pr.GetValue(each), name, pr.GetValue(expect), dir, TimeSpan.FromSeconds(pr.GetValue(budget)), pr.GetValue(instances));
+                var request = new PatchRunRequest(pr.GetValue(series)!, pr.GetValue(each), name, pr.GetValue(expect), dir, TimeSpan.FromSeconds(pr.GetValue(budget)), pr.GetValue(instances), pr.GetValue(controlRuns));
                 return await new PatchRunJob(request, HilCache.Default(), log).RunAsync(ct);
             }
             catch (PatchEnvironmentException ex)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hil.Kernel;
 using Hil.Qemu.Launch;
 using Hil.Qemu.Provisioning;
 using Serilog;

@@ -9,6 +9,7 @@ using Hil.Boards.BoardFiles;
 using Hil.Boards.Failures;
 using Hil.Qemu.Board;
 using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Serilog;
 using Spectre.Console;
 

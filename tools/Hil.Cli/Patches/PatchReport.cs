@@ -25,7 +25,9 @@ internal static class PatchReport
         if (o.Mutants.Count > 0)
             sb.AppendLine($"mutation score: {o.Caught}/{o.Mutants.Count} ({100.0 * o.Caught / o.Mutants.Count:0}%) of the known mutants caught" +
                           (o.Caught < o.Mutants.Count ? $"; missed: {string.Join(", ", o.Mutants.Where(m => m.Verdict != DriverVerdict.Diverges).Select(m => m.Driver.Name))}" : ""));
-        sb.AppendLine($"verdict:    {(o.Passed ? "PASS" : "FAIL")}{(o.Control.Verdict != DriverVerdict.Implements ? " (the control did not behave as the stock driver must: no verdict on any patch)" : "")}");
+        if (o.Controls.Count > 1)
+            sb.AppendLine($"false alarms: {o.FalseAlarms}/{o.Controls.Count} control runs ({100.0 * o.FalseAlarms / o.Controls.Count:0}%)");
+        sb.AppendLine($"verdict:    {(o.Passed ? "PASS" : "FAIL")}{(o.FalseAlarms > 0 ? " (the control did not behave as the stock driver must: no verdict on any patch)" : "")}");
         return sb.ToString();
     }
 
@@ -35,6 +37,8 @@ internal static class PatchReport
         sb.AppendLine($"# Patch run on {o.Board}");
         sb.AppendLine();
         sb.AppendLine($"Verdict: **{(o.Passed ? "PASS" : "FAIL")}**. Times: build {build.TotalSeconds:0.0} s, board {run.TotalSeconds:0.0} s, total {total.TotalSeconds:0.0} s.");
+        if (o.Controls.Count > 1)
+            sb.AppendLine($"False alarms: **{o.FalseAlarms}/{o.Controls.Count}** control runs (the unpatched driver, each run a full pass of the tests).");
         if (o.Mutants.Count > 0)
             sb.AppendLine($"Mutation score: **{o.Caught}/{o.Mutants.Count} ({100.0 * o.Caught / o.Mutants.Count:0}%)** of the known mutants (patches with a `Breaks:` line) caught.");
         sb.AppendLine();

@@ -1,7 +1,7 @@
 using System.Diagnostics;
+using Hil.Kernel;
 using Hil.Model.Core;
 using Hil.Patches;
-using Hil.Qemu.Provisioning;
 using Hil.Workloads.Tracing.Module;
 using Hil.Workloads.Tracing.Planning;
 using Hil.Cli.Commands;
@@ -14,7 +14,9 @@ namespace Hil.Cli.Patches;
 /// <param name="Each">Each file is a series of its own (a corpus of alternatives), not one series.</param>
 /// <param name="ExpectPolicy">The policy the patched driver must implement (overrides each series' Claims-Policy trailer).</param>
 /// <param name="Boards">Instances of the board to share the drivers out to (each boots once).</param>
-internal sealed record PatchRunRequest(IReadOnlyList<string> Series, bool Each, string Board, string? ExpectPolicy, string Results, TimeSpan TestBudget, int Boards = 1);
+/// <param name="ControlRuns">How often the control runs (each a full pass of the tests, swapped in afresh): its false alarms are counted.</param>
+internal sealed record PatchRunRequest(IReadOnlyList<string> Series, bool Each, string Board, string? ExpectPolicy, string Results, TimeSpan TestBudget,
+    int Boards = 1, int ControlRuns = 1);
 
 /// <summary>One patched driver of the run: its series, the policy it is judged by and why.</summary>
 internal sealed record PatchedDriver(string Name, IReadOnlyList<string> Files, PatchBuildResult Build, string Policy, string PolicyFrom, bool KnownMutant);
@@ -40,6 +42,10 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
 
         // 1. Everything that can refuse the input happens before a board boots.
         var groups = request.Each ? request.Series.Select(f => (IReadOnlyList<string>)[f]).ToList() : [request.Series];
+        // What each series claims is checked before anything is fetched or built.
+        foreach (var g in groups)
+            if (request.ExpectPolicy is null && ClaimOf(PatchSeries.Load(g)) is { Value: { } v } c && Policy.Find(v) is null)
+                throw new PatchRejectedException(PatchRejection.Malformed, $"{c.Patch.Name}: Claims-Policy: '{v}' is not a model policy ({Policy.Names})");
         var builds = new List<PatchBuildResult>();
         foreach (var g in groups)
         {
@@ -60,7 +66,7 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
             Board = request.Board,
             Drivers =
             [
-                DriverUnderTest.From("control", "control", control, [], null, null),
+                .. Enumerable.Range(1, request.ControlRuns).Select(i => DriverUnderTest.From(i == 1 ? "control" : $"control-{i}", "control", control, [], null, null)),
                 .. patched.Select(p => DriverUnderTest.From(p.Name, "patched", p.Build.Patched, [.. p.Files.Select(Path.GetFullPath)], p.Policy, p.PolicyFrom)),
             ],
         };
@@ -72,7 +78,7 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
         // OP-TEE), so several instances of the board share the drivers out and finish sooner.
         var boardFile = RepoPaths.File("boards", request.Board + ".yaml");
         var shards = Shard(manifest, Math.Clamp(request.Boards, 1, manifest.Drivers.Count));
-        Console.WriteLine($"running:    call-queue tests on {request.Board} for {manifest.Drivers.Count} drivers (control + {patched.Count}) " +
+        Console.WriteLine($"running:    call-queue tests on {request.Board} for {manifest.Drivers.Count} drivers (control{(request.ControlRuns > 1 ? $" ×{request.ControlRuns}" : "")} + {patched.Count}) " +
                           $"on {shards.Count} instance(s) of the board; results {request.Results}");
         var runClock = Stopwatch.StartNew();
         if (!await new SuiteRun(RepoPaths.Root, request.Results, log).BuildAsync(SuiteProject, ct))
@@ -116,7 +122,7 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
     /// </summary>
     private PatchedDriver Claim(string name, IReadOnlyList<string> files, PatchBuildResult build, string controlPolicy)
     {
-        var trailer = build.Series.Patches.Select(p => (Patch: p, Value: p.Trailer("Claims-Policy"))).LastOrDefault(x => x.Value is not null);
+        var trailer = ClaimOf(build.Series);
         var (policy, from) = request.ExpectPolicy is { } e ? (e, "--expect-policy")
             : trailer.Value is { } v ? (v, $"Claims-Policy trailer of {trailer.Patch.Name}")
             : (controlPolicy, "the stock driver's: the series claims no other (no Claims-Policy trailer)");
@@ -125,6 +131,10 @@ internal sealed class PatchRunJob(PatchRunRequest request, HilCache cache, ILogg
         var mutant = build.Series.Patches.Any(p => p.Trailer("Breaks") is not null);
         return new PatchedDriver(name, files, build, policy, from, mutant);
     }
+
+    /// <summary>The last Claims-Policy trailer of the series (a later patch's claim wins).</summary>
+    private static (SeriesPatch Patch, string? Value) ClaimOf(PatchSeries series) =>
+        series.Patches.Select(p => (Patch: p, Value: p.Trailer("Claims-Policy"))).LastOrDefault(x => x.Value is not null);
 
     /// <summary>The control's own policy, told from its code (the stock driver the patch is compared with).</summary>
     private static async Task<string> ControlPolicyAsync(DriverBuild control, CancellationToken ct)

@@ -41,9 +41,13 @@ internal enum DriverVerdict
     Inconclusive,
 }
 
-internal sealed record PatchRunOutcome(string Board, DriverOutcome Control, IReadOnlyList<DriverOutcome> Patched)
+internal sealed record PatchRunOutcome(string Board, IReadOnlyList<DriverOutcome> Controls, IReadOnlyList<DriverOutcome> Patched)
 {
-    public IReadOnlyList<DriverOutcome> All => [Control, .. Patched];
+    /// <summary>The first control run: the A of every A/B.</summary>
+    public DriverOutcome Control => Controls[0];
+    public IReadOnlyList<DriverOutcome> All => [.. Controls, .. Patched];
+    /// <summary>Control runs that raised an alarm (a failed test or a trace off the stock policy): the harness's false alarms.</summary>
+    public int FalseAlarms => Controls.Count(c => c.Verdict != DriverVerdict.Implements);
     public IReadOnlyList<DriverOutcome> Mutants => [.. Patched.Where(p => p.Patch!.KnownMutant)];
     public int Caught => Mutants.Count(m => m.Verdict == DriverVerdict.Diverges);
 
@@ -51,7 +55,7 @@ internal sealed record PatchRunOutcome(string Board, DriverOutcome Control, IRea
     /// The run's verdict: the control behaves as the stock driver must, every known mutant (a patch
     /// saying what it Breaks) is caught, and every other patch implements the policy it claims.
     /// </summary>
-    public bool Passed => Control.Verdict == DriverVerdict.Implements && Patched.All(p =>
+    public bool Passed => FalseAlarms == 0 && Patched.All(p =>
         p.Patch!.KnownMutant ? p.Verdict == DriverVerdict.Diverges : p.Verdict == DriverVerdict.Implements);
 }
 
@@ -73,7 +77,7 @@ internal static partial class PatchVerdicts
             var (verdict, evidence) = Decide(judgedBy, t, tr);
             return new DriverOutcome(d, p, judgedBy, t, tr, conformsTo, verdict, evidence);
         }
-        return new PatchRunOutcome(board, Of(manifest.Drivers.First(d => d.IsControl)), [.. manifest.Drivers.Where(d => !d.IsControl).Select(Of)]);
+        return new PatchRunOutcome(board, [.. manifest.Drivers.Where(d => d.IsControl).Select(Of)], [.. manifest.Drivers.Where(d => !d.IsControl).Select(Of)]);
     }
 
     private static (DriverVerdict, string) Decide(string policy, IReadOnlyList<DriverTest> tests, IReadOnlyList<JudgedTrace> traces)

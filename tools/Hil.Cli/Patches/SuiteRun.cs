@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Hil.Cli.Commands;
 using Serilog;
 

@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using System.Text;
 using Hil.Boards.Ssh;
-using Hil.Qemu.Provisioning;
+using Hil.Kernel;
 using Hil.Workloads.Tracing.Planning;
 
 namespace Hil.Workloads.Tracing.Module;
@@ -27,22 +27,21 @@ public sealed record OpteeModuleFile(string Path, string Origin, string? BuildId
             : throw new FileNotFoundException($"optee module {path} not found", path);
 
     /// <summary>
-    /// The module a provisioned QEMU image boots with, taken from its initramfs (the image carries the
-    /// kernel's own modules, uncompressed, under usr/lib/modules/RELEASE/).
+    /// The module an initramfs (newc cpio) carries uncompressed under usr/lib/modules/RELEASE/, copied
+    /// out once to <paramref name="destination"/> (QEMU images: OpteeModuleFile.FromQemuImage, in Hil.Suites.Common).
     /// </summary>
-    public static OpteeModuleFile FromQemuImage(ProvisionedImage image, string workDirectory)
+    public static OpteeModuleFile FromInitramfs(string initrd, string kernelRelease, string destination, string origin)
     {
-        var dest = System.IO.Path.Combine(workDirectory, $"optee-{image.Board}-{image.CacheKey}.ko");
-        if (!File.Exists(dest))
+        if (!File.Exists(destination))
         {
-            var data = NewcArchive.Find(image.Initrd, name =>
-                name.Contains($"/modules/{image.KernelRelease}/", StringComparison.Ordinal) && name.EndsWith("/optee.ko", StringComparison.Ordinal))
-                ?? throw new DisassemblyException($"{image.Initrd}: no optee.ko for kernel {image.KernelRelease} in the initramfs");
-            Directory.CreateDirectory(workDirectory);
-            File.WriteAllBytes(dest + ".part", data);
-            File.Move(dest + ".part", dest, overwrite: true);
+            var data = NewcArchive.Find(initrd, name =>
+                name.Contains($"/modules/{kernelRelease}/", StringComparison.Ordinal) && name.EndsWith("/optee.ko", StringComparison.Ordinal))
+                ?? throw new DisassemblyException($"{initrd}: no optee.ko for kernel {kernelRelease} in the initramfs");
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(destination))!);
+            File.WriteAllBytes(destination + ".part", data);
+            File.Move(destination + ".part", destination, overwrite: true);
         }
-        return new OpteeModuleFile(dest, $"{image.Board} image {image.CacheKey} (initramfs)", ElfBuildId.OfFile(dest));
+        return new OpteeModuleFile(destination, origin, ElfBuildId.OfFile(destination));
     }
 
     /// <summary>

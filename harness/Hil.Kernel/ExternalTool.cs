@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Hil.Qemu.Provisioning;
+namespace Hil.Kernel;
 
 /// <summary>A host tool that failed: names the command and keeps the end of its error output as evidence.</summary>
 public sealed class ExternalToolException(string command, int exitCode, string errorTail)

@@ -2,32 +2,16 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using Hil.Kernel;
 
 namespace Hil.Qemu.Provisioning;
 
 /// <summary>
-/// What it takes to build an out-of-tree module for one Debian arm64 kernel on this amd64 host:
-/// the kernel's headers and amd64 kbuild, unpacked (never installed) and patched as the facts
-/// file describes, plus the make variables that must accompany every build.
+/// Makes a <see cref="ModuleKit"/> from the Debian headers and kbuild packages of a QEMU image's
+/// kernel: unpacked from the pool, patched as the facts file describes, kit.json written.
 /// </summary>
-public sealed record ModuleKit
+internal static class ModuleKitBuilder
 {
-    public required string KernelRelease { get; init; }
-    /// <summary>Folder to pass as make -C.</summary>
-    public required string HeadersDirectory { get; init; }
-    /// <summary>Variables for every make invocation (ARCH, CROSS_COMPILE, CC and the workarounds).</summary>
-    public required IReadOnlyDictionary<string, string> MakeVariables { get; init; }
-    /// <summary>Why each workaround is there, for a person reading kit.json.</summary>
-    public IReadOnlyList<string> Notes { get; init; } = [];
-
-    /// <summary>make's argument vector for building the module in <paramref name="moduleDirectory"/>.</summary>
-    public IReadOnlyList<string> MakeArguments(string moduleDirectory, string target = "modules") =>
-        ["-C", HeadersDirectory, "M=" + Path.GetFullPath(moduleDirectory), .. MakeVariables.Select(kv => $"{kv.Key}={kv.Value}"), target];
-
-    public static ModuleKit Load(string kitDirectory) =>
-        JsonSerializer.Deserialize<ModuleKit>(File.ReadAllText(Path.Combine(kitDirectory, "kit.json")), Json.Options)
-        ?? throw new ProvisioningException($"{kitDirectory}/kit.json is empty");
-
     internal static async Task<ModuleKit> BuildAsync(string target, string finalDirectory, string kernelRelease, DebPool pool,
         IReadOnlyList<ResolvedPackage> headerPackages, ResolvedPackage kbuild, ResolvedPackage? newerGlibcReplacement,
         KitWorkarounds workarounds, CancellationToken ct)

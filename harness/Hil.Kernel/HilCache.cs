@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Hil.Qemu.Provisioning;
+namespace Hil.Kernel;
 
 /// <summary>
 /// The folder provisioning fills: $HIL_CACHE if set, else ${XDG_CACHE_HOME:-$HOME/.cache}/hil.
