@@ -192,6 +192,48 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         }
     }, Budget);
 
+    /// <summary>
+    /// The other half of the requeue rule: a woken caller's completion is cleared when it moves to the
+    /// tail. Every thread's call ends at the same moment while two callers wait, a few rounds in a row:
+    /// the first ender wakes X, and X may consume that wake-up (no lock needed) before the next ender
+    /// scans the list and completes X a second time. The driver must drop that second completion at
+    /// X's requeue (the second waiter then waits for X's end); a driver that keeps it lets X run with
+    /// its completion set, which its wait_final shows (done=1) and forwards — the conformance check
+    /// judges every wait_final's flag and wake-ups. Whether the race happens in a round is the board's
+    /// timing; the test makes it likely and judges every event.
+    /// </summary>
+    [Test, Category("CallQueue")]
+    public Task WokenCallersRequeue_WithTheirCompletionCleared_WhenCallsEndAtOnce() => OnBoardAsync(async t =>
+    {
+        var model = BoardModel.From(t.Facts);
+        var bench = await Workbench.ForAsync(t, Boards.Log);
+        var rounds = Math.Clamp(KmodLimits.MaxSessions / (model.Threads + 2), 1, 3);
+        var w = new Workload("ends-at-once");
+        for (var r = 0; r < rounds; r++)
+        {
+            var at = (uint)(r * 250);
+            for (var i = 0; i < model.Threads; i++) w.Session($"e{r}{i}", SessionKind.Normal).Call($"e{r}{i}", at, 150);
+            w.Session($"x{r}", SessionKind.Normal).Call($"x{r}", at + 30, 20);
+            w.Session($"y{r}", SessionKind.Normal).Call($"y{r}", at + 40, 20);
+        }
+        var x = await RunAttemptAsync(t, bench, model, w, 1, null);
+        var together = Enumerable.Range(0, rounds).Count(r =>
+        {
+            var ends = Enumerable.Range(0, model.Threads).Select(i => x.Of($"e{r}{i}").Final!.Value).ToList();
+            return (ends.Max() - ends.Min()) * 1000 < 2;
+        });
+        var figures = new FigureSheet(t, "rule-requeue-clears", nameof(WokenCallersRequeue_WithTheirCompletionCleared_WhenCallsEndAtOnce));
+        figures.Informational($"rounds whose {model.Threads} calls ended within 2 ms of each other", "-", $"{together} of {rounds}",
+            "the board's timing; every wait_final's flag and wake-ups are judged by the conformance check");
+        using (Assert.EnterMultipleScope())
+        {
+            for (var r = 0; r < rounds; r++)
+                Assert.That(Waited(x.Of($"x{r}")) && Waited(x.Of($"y{r}")), Is.True, $"round {r}: X and Y found every thread busy and slept");
+            figures.Asserted("call-queue events of the run conforming to the model (every wait_final's done flag and wake-ups)", x.Conformance.Events, x.Conformance.Conforms,
+                Is.True, "the trace conforms", shown: "all");
+        }
+    }, Budget);
+
     // ---- rule: two system callers while user space saturates ------------------------------------------
 
     /// <summary>
