@@ -364,6 +364,9 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         KmodRun? run = null;
         HolderReport? held = null;
         var sessions = new Dictionary<string, KmodSessionInfo>();
+        // Sessions are closed outside the trace (before and after it): the end-of-run closes of two
+        // system sessions in a row are no part of any rule here, and judging them is the closing tests' job.
+        await bench.Module.ResetAsync(t.Token);
         var traced = await bench.Tracing.RunAsync(async (_, ct) =>
         {
             if (before is not null) await before(bench.Module, ct);
@@ -382,8 +385,8 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
                 run = await bench.Module.RunAsync(steps, leadMs: lead, ct: ct);
                 held = await running.WaitAsync(ct);
             }
-            await bench.Module.ResetAsync(ct);
         }, dir, t.Token);
+        await bench.Module.ResetAsync(t.Token);
 
         var conformance = Judge(t, traced, prefix);
         RequireSucceeded(run!);
