@@ -13,7 +13,17 @@
  *   ctl       write one command per write():
  *               open NAME normal|system   open a session (and register it as a system session)
  *               close NAME                close a session (recorded: closing a system session is a system call)
+ *               close NAME START_MS       queue the close of session NAME at t0 + START_MS: it runs in a
+ *                                         thread of the next run like a call, so a test can close a
+ *                                         system session while calls are queued behind it (the close
+ *                                         uncounts the session and wakes a waiter); the session takes no
+ *                                         new call or command once its close is queued
  *               call NAME START_MS HOLD_MS queue TEE_Wait(HOLD_MS) on session NAME at t0 + START_MS
+ *               register NAME             ask for a system session again on open session NAME (the
+ *                                         driver must count a session once however often it is asked)
+ *               register-id TEE_SESSION   ask for a system session on a raw TEE session id, e.g. one
+ *                                         that is not open (the driver must refuse it and count nothing)
+ *                                         a register's result is a record (rc), not a rejected command
  *               go [LEAD_MS]              start every queued call; t0 = now + LEAD_MS (default 10)
  *               cancel                    drop calls not started yet (running ones finish their hold)
  *               reset                     close every session, forget every record (not while a run is in flight)
@@ -61,7 +71,7 @@
 
 #define HIL_FN __aligned(8)
 
-#define HIL_VERSION 1
+#define HIL_VERSION 2
 #define MAX_SESSIONS 16
 #define MAX_RECORDS 256
 #define NAME_LEN 16            /* 15 characters and the NUL */
@@ -84,9 +94,9 @@ static const uuid_t os_test_uuid =
 #endif
 MODULE_INFO(hil_system_session, SYSTEM_SESSIONS);
 
-enum rec_op { OP_OPEN, OP_INVOKE, OP_CLOSE };
+enum rec_op { OP_OPEN, OP_INVOKE, OP_CLOSE, OP_REGISTER };
 enum rec_state { ST_QUEUED, ST_WAITING, ST_CALLING, ST_DONE, ST_CANCELLED };
-static const char *const op_names[] = { "open", "invoke", "close" };
+static const char *const op_names[] = { "open", "invoke", "close", "register" };
 static const char *const state_names[] = { "queued", "waiting", "calling", "done", "cancelled" };
 
 /* What became of asking for a system session. */
@@ -100,7 +110,8 @@ struct hil_session {
 	bool sys;              /* calls on it are system calls (registered) */
 	enum sys_status sys_status;
 	int sys_rc;
-	unsigned int pending;  /* queued or unfinished invoke records naming it */
+	unsigned int pending;  /* queued or unfinished invoke (or timed close) records naming it */
+	bool closing;          /* a timed close is queued or ran: released once it is done */
 };
 
 /*
@@ -115,7 +126,7 @@ struct hil_rec {
 	char sess_name[NAME_LEN];
 	u32 tee_session;
 	bool sys;
-	bool timed;            /* invoke: start_ms/hold_ms/due_ns are meaningful */
+	bool timed;            /* invoke or timed close: start_ms/hold_ms/due_ns are meaningful */
 	u32 start_ms, hold_ms;
 	enum rec_state state;
 	bool cancel;           /* do not start; set by cancel/unload */
@@ -228,6 +239,24 @@ static int HIL_FN find_session(const char *name)
 		if (hil.sess[i].used && !strcmp(hil.sess[i].name, name))
 			return i;
 	return -1;
+}
+
+/* Records a run starts in threads of their own: invokes and timed closes. */
+static bool HIL_FN scheduled(const struct hil_rec *r)
+{
+	return r->op == OP_INVOKE || (r->op == OP_CLOSE && r->timed);
+}
+
+/* A session whose timed close is queued takes no new call, close or register. */
+static int HIL_FN open_session(const char *cmd, const char *name)
+{
+	int slot = find_session(name);
+
+	if (slot < 0)
+		return reject(-ENOENT, "%s: no open session '%.20s'", cmd, name);
+	if (hil.sess[slot].closing)
+		return reject(-EBUSY, "%s: session '%s' has a timed close queued", cmd, name);
+	return slot;
 }
 
 static unsigned int HIL_FN count_state(enum rec_state st)
@@ -363,6 +392,15 @@ static int HIL_FN cmd_open(int argc, char **argv)
 	return 0;
 }
 
+static int HIL_FN parse_ms(const char *what, const char *tok, u32 max, u32 *out)
+{
+	if (kstrtou32(tok, 10, out))
+		return reject(-EINVAL, "%s '%.20s' is not a whole number of milliseconds", what, tok);
+	if (*out > max)
+		return reject(-EINVAL, "%s %u is above the limit %u", what, *out, max);
+	return 0;
+}
+
 /* Closes an open session and records the close (a system call when the session is a system one). */
 static void HIL_FN close_session(int slot, bool record)
 {
@@ -388,27 +426,91 @@ static void HIL_FN close_session(int slot, bool record)
 
 static int HIL_FN cmd_close(int argc, char **argv)
 {
-	int slot;
+	struct hil_rec *r;
+	u32 start;
+	int slot, rc;
 
-	if (argc != 2)
-		return reject(-EINVAL, "usage: close NAME");
-	slot = find_session(argv[1]);
+	if (argc != 2 && argc != 3)
+		return reject(-EINVAL, "usage: close NAME [START_MS]");
+	slot = open_session("close", argv[1]);
 	if (slot < 0)
-		return reject(-ENOENT, "close: no open session '%.20s'", argv[1]);
+		return slot;
 	if (hil.sess[slot].pending)
 		return reject(-EBUSY, "close: session '%s' has %u queued or unfinished calls", argv[1], hil.sess[slot].pending);
 	if (hil.nrec >= MAX_RECORDS)
 		return reject(-ENOSPC, "close: the record table is full (%d records): reset first", MAX_RECORDS);
-	close_session(slot, true);
+	if (argc == 2) {
+		close_session(slot, true);
+		return 0;
+	}
+	/*
+	 * A timed close: the next run's thread for it closes the session at t0 + START_MS, and
+	 * settle_pending() frees the slot once it is done (a close cannot be undone, so the session
+	 * takes nothing new from now on).
+	 */
+	rc = parse_ms("close: start_ms", argv[2], MAX_START_MS, &start);
+	if (rc)
+		return rc;
+	r = new_record(OP_CLOSE, slot);
+	r->timed = true;
+	r->start_ms = start;
+	r->hold_ms = 0;
+	r->state = ST_QUEUED;
+	hil.sess[slot].closing = true;
+	hil.sess[slot].pending++;
 	return 0;
 }
 
-static int HIL_FN parse_ms(const char *what, const char *tok, u32 max, u32 *out)
+/*
+ * tee_client_system_session() once more, on an open session or on a raw TEE session id (which
+ * need not be open): the driver's answer is the record's rc, so a refusal is a result. A session
+ * the driver accepts becomes a system session here too (its later calls carry sys).
+ */
+static int HIL_FN cmd_register(int argc, char **argv, bool raw)
 {
-	if (kstrtou32(tok, 10, out))
-		return reject(-EINVAL, "%s '%.20s' is not a whole number of milliseconds", what, tok);
-	if (*out > max)
-		return reject(-EINVAL, "%s %u is above the limit %u", what, *out, max);
+	struct hil_rec *r;
+	u32 id;
+	int slot = -1, rc;
+
+	if (argc != 2)
+		return reject(-EINVAL, raw ? "usage: register-id TEE_SESSION" : "usage: register NAME");
+	if (raw) {
+		if (kstrtou32(argv[1], 10, &id))
+			return reject(-EINVAL, "register-id: '%.20s' is not a TEE session id", argv[1]);
+	} else {
+		slot = open_session("register", argv[1]);
+		if (slot < 0)
+			return slot;
+		id = hil.sess[slot].tee_session;
+	}
+	if (hil.nrec >= MAX_RECORDS)
+		return reject(-ENOSPC, "register: the record table is full (%d records): reset first", MAX_RECORDS);
+	rc = ensure_context();
+	if (rc)
+		return rc;
+	r = new_record(OP_REGISTER, slot);
+	if (raw)
+		scnprintf(r->sess_name, NAME_LEN, "#%u", id);
+	r->tee_session = id;
+	r->tid = current->pid;
+	record_calling(r);
+#ifdef HIL_HAVE_SYSTEM_SESSION
+	{
+		u64 req = ktime_get_ns();
+
+		rc = tee_client_system_session(hil.ctx, id);
+		record_result(r, req, ktime_get_ns(), rc, 0, 0);
+	}
+#else
+	rc = -EOPNOTSUPP;
+	record_result(r, ktime_get_ns(), ktime_get_ns(), rc, 0, 0);
+#endif
+	if (slot >= 0 && rc == 0) {
+		hil.sess[slot].sys = true;
+		hil.sess[slot].sys_status = SYS_REGISTERED;
+		hil.sess[slot].sys_rc = 0;
+	}
+	pr_info("register %s (tee session %u): rc %d\n", r->sess_name, id, rc);
 	return 0;
 }
 
@@ -423,6 +525,8 @@ static int HIL_FN cmd_call(int argc, char **argv)
 	slot = find_session(argv[1]);
 	if (slot < 0)
 		return reject(-ENOENT, "call: no open session '%.20s' (open it first)", argv[1]);
+	if (hil.sess[slot].closing)
+		return reject(-EBUSY, "call: session '%s' has a timed close queued", argv[1]);
 	rc = parse_ms("call: start_ms", argv[2], MAX_START_MS, &start);
 	if (rc)
 		return rc;
@@ -440,7 +544,7 @@ static int HIL_FN cmd_call(int argc, char **argv)
 	return 0;
 }
 
-/* The life of one call: sleep until its start time, TEE_Wait(hold), record what happened. */
+/* The life of one call: sleep until its start time, TEE_Wait(hold) (or the close), record what happened. */
 static int HIL_FN call_thread(void *data)
 {
 	struct hil_rec *r = data;
@@ -467,6 +571,15 @@ static int HIL_FN call_thread(void *data)
 	}
 	r->state = ST_CALLING;
 	spin_unlock(&hil.lock);
+
+	if (r->op == OP_CLOSE) {
+		/* A timed close: the session's slot is freed under hil.ctl by settle_pending(). */
+		req = ktime_get_ns();
+		rc = tee_client_close_session(hil.ctx, r->tee_session);
+		ret = ktime_get_ns();
+		record_result(r, req, ret, rc, 0, 0);
+		return 0;
+	}
 
 	memset(&arg, 0, sizeof(arg));
 	memset(p, 0, sizeof(p));
@@ -512,7 +625,7 @@ static int HIL_FN cmd_go(int argc, char **argv)
 	if (busy)
 		return reject(-EBUSY, "go: %u calls of the previous run have not finished (wait, or cancel)", busy);
 	for (i = 0; i < hil.nrec; i++)
-		if (hil.rec[i].op == OP_INVOKE && hil.rec[i].state == ST_QUEUED)
+		if (scheduled(&hil.rec[i]) && hil.rec[i].state == ST_QUEUED)
 			n++;
 	if (!n)
 		return reject(-EINVAL, "go: no calls queued (queue some with: call NAME START_MS HOLD_MS)");
@@ -526,7 +639,7 @@ static int HIL_FN cmd_go(int argc, char **argv)
 		struct hil_rec *r = &hil.rec[i];
 		struct task_struct *t;
 
-		if (r->op != OP_INVOKE || r->state != ST_QUEUED)
+		if (!scheduled(r) || r->state != ST_QUEUED)
 			continue;
 		t = kthread_create(call_thread, r, "hilcq-%u", r->id);
 		if (IS_ERR(t)) {
@@ -551,7 +664,7 @@ static int HIL_FN cmd_go(int argc, char **argv)
 	for (i = 0; i < hil.nrec; i++) {
 		struct hil_rec *r = &hil.rec[i];
 
-		if (r->op != OP_INVOKE || r->state != ST_QUEUED)
+		if (!scheduled(r) || r->state != ST_QUEUED)
 			continue;
 		r->due_ns = t0 + (u64)r->start_ms * NSEC_PER_MSEC;
 		r->state = ST_WAITING;
@@ -576,7 +689,7 @@ static void HIL_FN cancel_waiting(void)
 		struct hil_rec *r = &hil.rec[i];
 		enum rec_state st;
 
-		if (r->op != OP_INVOKE)
+		if (!scheduled(r))
 			continue;
 		spin_lock(&hil.lock);
 		st = r->state;
@@ -590,19 +703,44 @@ static void HIL_FN cancel_waiting(void)
 	}
 }
 
-/* Calls that will never run or have finished no longer hold their session. */
+/*
+ * Calls that will never run or have finished no longer hold their session; a session whose timed
+ * close is done is gone (its slot is freed), one whose timed close was cancelled is open again.
+ * Runs under hil.ctl.
+ */
 static void HIL_FN settle_pending(void)
 {
-	unsigned int i;
+	unsigned int i, j;
 	int s;
 
+	for (i = 0; i < hil.nrec; i++) {
+		struct hil_rec *r = &hil.rec[i];
+		enum rec_state st;
+
+		if (r->op != OP_CLOSE || !r->timed || r->sess < 0)
+			continue;
+		spin_lock(&hil.lock);
+		st = r->state;
+		spin_unlock(&hil.lock);
+		s = r->sess;
+		if (st == ST_DONE) {
+			for (j = 0; j < hil.nrec; j++)
+				if (hil.rec[j].sess == s)
+					hil.rec[j].sess = -1;
+			hil.sess[s].used = false;
+			hil.sess[s].closing = false;
+		} else if (st == ST_CANCELLED) {
+			r->sess = -1;
+			hil.sess[s].closing = false;
+		}
+	}
 	for (s = 0; s < MAX_SESSIONS; s++)
 		hil.sess[s].pending = 0;
 	spin_lock(&hil.lock);
 	for (i = 0; i < hil.nrec; i++) {
 		struct hil_rec *r = &hil.rec[i];
 
-		if (r->op == OP_INVOKE && r->sess >= 0 &&
+		if (scheduled(r) && r->sess >= 0 &&
 		    (r->state == ST_QUEUED || r->state == ST_WAITING || r->state == ST_CALLING))
 			hil.sess[r->sess].pending++;
 	}
@@ -647,13 +785,17 @@ static int HIL_FN dispatch(int argc, char **argv)
 		return cmd_close(argc, argv);
 	if (!strcmp(argv[0], "call"))
 		return cmd_call(argc, argv);
+	if (!strcmp(argv[0], "register"))
+		return cmd_register(argc, argv, false);
+	if (!strcmp(argv[0], "register-id"))
+		return cmd_register(argc, argv, true);
 	if (!strcmp(argv[0], "go"))
 		return cmd_go(argc, argv);
 	if (!strcmp(argv[0], "cancel"))
 		return cmd_cancel(argc, argv);
 	if (!strcmp(argv[0], "reset"))
 		return cmd_reset(argc, argv);
-	return reject(-EINVAL, "unknown command '%.20s' (open, close, call, go, cancel, reset)", argv[0]);
+	return reject(-EINVAL, "unknown command '%.20s' (open, close, call, register, register-id, go, cancel, reset)", argv[0]);
 }
 
 static ssize_t HIL_FN ctl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *ppos)
@@ -953,6 +1095,7 @@ static void __exit HIL_FN hil_exit(void)
 	cancel_waiting();
 	for (i = 0; i < hil.nrec; i++)
 		reap(&hil.rec[i]);
+	settle_pending();     /* a session whose timed close ran is closed already */
 	for (s = 0; s < MAX_SESSIONS; s++)
 		if (hil.sess[s].used)
 			close_session(s, false);
@@ -968,4 +1111,4 @@ module_exit(hil_exit);
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("HilHarness");
 MODULE_DESCRIPTION("Timed OP-TEE calls from kernel threads for call-queue tests");
-MODULE_VERSION("1");
+MODULE_VERSION("2");

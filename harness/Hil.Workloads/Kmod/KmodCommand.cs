@@ -37,6 +37,12 @@ public abstract record KmodCommand
 
     public static KmodCommand Open(string name, SessionKind kind) => new OpenSession(name, kind);
     public static KmodCommand Close(string name) => new CloseSession(name);
+    /// <summary>A timed close: the next run closes the session at t0 + <paramref name="startMs"/>, in a thread of its own.</summary>
+    public static KmodCommand CloseAt(string name, uint startMs) => new CloseSession(name, startMs);
+    /// <summary>tee_client_system_session() once more on an open session (the driver must count it once).</summary>
+    public static KmodCommand Register(string name) => new RegisterSession(name);
+    /// <summary>tee_client_system_session() on a raw TEE session id, e.g. one not open (the driver must refuse it and count nothing).</summary>
+    public static KmodCommand RegisterId(uint teeSession) => new RegisterRawId(teeSession);
     public static KmodCommand Call(string session, uint startMs, uint holdMs) => new QueueCall(session, startMs, holdMs);
     public static KmodCommand Go(uint? leadMs = null) => new StartRun(leadMs);
     public static KmodCommand Cancel { get; } = new CancelWaiting();
@@ -58,9 +64,28 @@ public abstract record KmodCommand
 
     public sealed record CloseSession : KmodCommand
     {
-        public CloseSession(string name) => Name = KmodLimits.CheckName(name);
+        public CloseSession(string name, uint? startMs = null)
+        {
+            Name = KmodLimits.CheckName(name);
+            StartMs = startMs is null || startMs <= KmodLimits.MaxStartMs ? startMs
+                : throw new ArgumentOutOfRangeException(nameof(startMs), startMs, $"start offset above the module's limit of {KmodLimits.MaxStartMs} ms");
+        }
         public string Name { get; }
-        public override string Line => $"close {Name}";
+        /// <summary>Null: close now; else the close runs at the next run's t0 + StartMs.</summary>
+        public uint? StartMs { get; }
+        public override string Line => StartMs is { } s ? $"close {Name} {Ms(s)}" : $"close {Name}";
+    }
+
+    public sealed record RegisterSession : KmodCommand
+    {
+        public RegisterSession(string name) => Name = KmodLimits.CheckName(name);
+        public string Name { get; }
+        public override string Line => $"register {Name}";
+    }
+
+    public sealed record RegisterRawId(uint TeeSession) : KmodCommand
+    {
+        public override string Line => $"register-id {Ms(TeeSession)}";
     }
 
     public sealed record QueueCall : KmodCommand
@@ -101,8 +126,14 @@ public abstract record KmodCommand
     }
 }
 
-/// <summary>One timed call of a run: TEE_Wait(HoldMs) on a session, StartMs after the run's time base.</summary>
-public sealed record KmodCall(string Session, uint StartMs, uint HoldMs)
+/// <summary>
+/// One timed step of a run, StartMs after the run's time base: TEE_Wait(HoldMs) on a session, or
+/// (<see cref="IsClose"/>) the close of the session.
+/// </summary>
+public sealed record KmodCall(string Session, uint StartMs, uint HoldMs, bool IsClose = false)
 {
-    public KmodCommand Command => KmodCommand.Call(Session, StartMs, HoldMs);
+    /// <summary>The close of <paramref name="session"/> at t0 + <paramref name="startMs"/> (a system call when it is a system session).</summary>
+    public static KmodCall Close(string session, uint startMs) => new(session, startMs, 0, IsClose: true);
+
+    public KmodCommand Command => IsClose ? KmodCommand.CloseAt(Session, StartMs) : KmodCommand.Call(Session, StartMs, HoldMs);
 }

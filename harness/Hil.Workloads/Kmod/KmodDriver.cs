@@ -101,17 +101,20 @@ public sealed class KmodDriver
     /// command ("hil-accepted", or "hil-rejected" TAB the module's error file); it stops at the first
     /// rejection unless <paramref name="keepGoing"/>.
     /// </summary>
-    public static string SendScript(IEnumerable<string> lines, bool keepGoing = false) =>
-        $"d={DebugfsDirectory}; [ -e \"$d/ctl\" ] || {{ echo hil-not-loaded; exit 4; }}; rc=0; " +
+    public static string SendScript(IEnumerable<string> lines, bool keepGoing = false, string? before = null) =>
+        $"d={DebugfsDirectory}; [ -e \"$d/ctl\" ] || {{ echo hil-not-loaded; exit 4; }}; rc=0; " + (before is null ? "" : $"{before}; ") +
         $"for c in {string.Join(' ', lines.Select(ShellQuote.Quote))}; do " +
         "if printf '%s\\n' \"$c\" > \"$d/ctl\" 2>/dev/null; then echo hil-accepted; " +
         $"else e=$(cat \"$d/error\"); printf 'hil-rejected\\t%s\\n' \"$e\"; rc=3; {(keepGoing ? "" : "break; ")}fi; " +
         "done; exit $rc";
 
     /// <summary>Sends commands in order; throws <see cref="KmodCommandRejectedException"/> on the first one the module rejects.</summary>
-    public async Task SendAsync(IReadOnlyList<KmodCommand> commands, CancellationToken ct = default)
+    public async Task SendAsync(IReadOnlyList<KmodCommand> commands, CancellationToken ct = default) => await SendAsync(commands, null, ct).ConfigureAwait(false);
+
+    /// <summary>The same, after the board's shell ran <paramref name="before"/> (e.g. a wait for a moment to start at), in the same SSH command.</summary>
+    public async Task SendAsync(IReadOnlyList<KmodCommand> commands, string? before, CancellationToken ct = default)
     {
-        var replies = await SendLinesAsync(commands.Select(c => c.Line).ToList(), keepGoing: false, ct).ConfigureAwait(false);
+        var replies = await SendLinesAsync(commands.Select(c => c.Line).ToList(), keepGoing: false, ct, before).ConfigureAwait(false);
         if (replies.FirstOrDefault(r => !r.Accepted) is { } bad)
             throw new KmodCommandRejectedException(bad.Command, bad.Errno!, bad.Reason!);
     }
@@ -126,9 +129,9 @@ public sealed class KmodDriver
     public Task<IReadOnlyList<KmodReply>> TrySendRawAsync(IReadOnlyList<string> lines, CancellationToken ct = default) =>
         SendLinesAsync(lines, keepGoing: true, ct);
 
-    private async Task<IReadOnlyList<KmodReply>> SendLinesAsync(IReadOnlyList<string> lines, bool keepGoing, CancellationToken ct)
+    private async Task<IReadOnlyList<KmodReply>> SendLinesAsync(IReadOnlyList<string> lines, bool keepGoing, CancellationToken ct, string? before = null)
     {
-        var r = await _ssh.RunAsync(SendScript(lines, keepGoing), CommandTimeout, ct).ConfigureAwait(false);
+        var r = await _ssh.RunAsync(SendScript(lines, keepGoing, before), CommandTimeout, ct).ConfigureAwait(false);
         if (r.ExitStatus == 4)
         {
             IsLoaded = false;
@@ -173,11 +176,25 @@ public sealed class KmodDriver
 
     public Task ResetAsync(CancellationToken ct = default) => SendAsync([KmodCommand.Reset], ct);
 
+    /// <summary>tee_client_system_session() once more on open session <paramref name="name"/>; its record (Rc: the driver's answer).</summary>
+    public Task<KmodRecord> RegisterAsync(string name, CancellationToken ct = default) => RegisterAsync(KmodCommand.Register(name), ct);
+
+    /// <summary>tee_client_system_session() on raw TEE session id <paramref name="teeSession"/> (need not be open); its record.</summary>
+    public Task<KmodRecord> RegisterIdAsync(uint teeSession, CancellationToken ct = default) => RegisterAsync(KmodCommand.RegisterId(teeSession), ct);
+
+    private async Task<KmodRecord> RegisterAsync(KmodCommand command, CancellationToken ct)
+    {
+        await SendAsync([command], ct).ConfigureAwait(false);
+        return (await ReadResultsAsync(ct).ConfigureAwait(false)).Last(r => r.Op == KmodOp.Register);
+    }
+
     /// <summary>Queues <paramref name="calls"/> and starts them (one SSH command); returns the run's time base without waiting.</summary>
-    public async Task<ulong> StartAsync(IReadOnlyList<KmodCall> calls, uint? leadMs = null, CancellationToken ct = default)
+    /// <param name="startAfter">A shell command the board runs between queueing and go (e.g. a wait for a moment to start at).</param>
+    public async Task<ulong> StartAsync(IReadOnlyList<KmodCall> calls, uint? leadMs = null, CancellationToken ct = default, string? startAfter = null)
     {
         if (calls.Count == 0) throw new ArgumentException("a run needs at least one call", nameof(calls));
-        await SendAsync([.. calls.Select(c => c.Command), KmodCommand.Go(leadMs)], ct).ConfigureAwait(false);
+        await SendAsync([.. calls.Select(c => c.Command)], ct).ConfigureAwait(false);
+        await SendAsync([KmodCommand.Go(leadMs)], startAfter, ct).ConfigureAwait(false);
         return (await ReadInfoAsync(ct).ConfigureAwait(false)).T0Ns;
     }
 
@@ -199,14 +216,14 @@ public sealed class KmodDriver
     /// Runs <paramref name="calls"/> to the end: queue, go, wait, and return their records. The
     /// default timeout allows three times the planned span under emulation, plus 30 s.
     /// </summary>
-    public async Task<KmodRun> RunAsync(IReadOnlyList<KmodCall> calls, uint? leadMs = null, TimeSpan? timeout = null, CancellationToken ct = default)
+    public async Task<KmodRun> RunAsync(IReadOnlyList<KmodCall> calls, uint? leadMs = null, TimeSpan? timeout = null, CancellationToken ct = default, string? startAfter = null)
     {
-        var t0 = await StartAsync(calls, leadMs, ct).ConfigureAwait(false);
+        var t0 = await StartAsync(calls, leadMs, ct, startAfter).ConfigureAwait(false);
         var span = calls.Max(c => (double)c.StartMs + c.HoldMs) + (leadMs ?? 10);
         await WaitIdleAsync(timeout ?? TimeSpan.FromMilliseconds(span * 3 + 30_000), ct).ConfigureAwait(false);
         var records = await ReadResultsAsync(ct).ConfigureAwait(false);
-        // A run's calls are exactly those due at t0 + their start offset.
-        var run = records.Where(r => r.Op == KmodOp.Invoke && r.StartMs is { } s && r.DueNs == t0 + (ulong)s * 1_000_000UL).ToList();
+        // A run's calls (and timed closes) are exactly those due at t0 + their start offset.
+        var run = records.Where(r => r.Op is KmodOp.Invoke or KmodOp.Close && r.StartMs is { } s && r.DueNs == t0 + (ulong)s * 1_000_000UL).ToList();
         if (run.Count != calls.Count)
             throw new ProductFailureException($"{KmodBuilder.ModuleName}: {calls.Count} calls started but {run.Count} records belong to the run at t0={t0}",
                 records.Select(r => r.ToString()).ToList());

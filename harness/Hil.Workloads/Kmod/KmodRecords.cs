@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Hil.Workloads.Kmod;
 
-public enum KmodOp { Open, Invoke, Close }
+public enum KmodOp { Open, Invoke, Close, Register }
 
 public enum KmodCallState { Queued, Waiting, Calling, Done, Cancelled }
 
