@@ -60,7 +60,12 @@ public static class TraceCalls
     }
 
     /// <summary>Every wake-up (complete line) of the trace, in order.</summary>
-    public static IReadOnlyList<TracedWakeup> Wakeups(string path)
+    public static IReadOnlyList<TracedWakeup> Wakeups(string path) => Events(path, "complete");
+
+    /// <summary>Each time a sleeping caller returned from its wait (consumed a wake-up): <see cref="TracedWakeup.Task"/> is the caller itself.</summary>
+    public static IReadOnlyList<TracedWakeup> Wokens(string path) => Events(path, "woken");
+
+    private static IReadOnlyList<TracedWakeup> Events(string path, string kind)
     {
         var wakeups = new List<TracedWakeup>();
         foreach (var line in File.ReadLines(path))
@@ -68,7 +73,7 @@ public static class TraceCalls
             if (string.IsNullOrWhiteSpace(line)) continue;
             using var doc = JsonDocument.Parse(line);
             var e = doc.RootElement;
-            if (!e.TryGetProperty("ev", out var ev) || ev.GetString() != "complete") continue;
+            if (!e.TryGetProperty("ev", out var ev) || ev.GetString() != kind) continue;
             wakeups.Add(new TracedWakeup(e.TryGetProperty("t", out var tp) ? tp.GetDouble() : 0,
                 e.GetProperty("task").GetString() ?? "", e.GetProperty("w").GetString() ?? ""));
         }

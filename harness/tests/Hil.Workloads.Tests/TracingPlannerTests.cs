@@ -61,6 +61,19 @@ public class TracingPlannerTests
     }
 
     [Test]
+    public void AWakeUpHelperInlinedOutsideTheCallQueueFunctions_IsStillAWakeUpSite()
+    {
+        // Our v9 patch's build: optee_cq_complete_one is inlined into optee_cq_wait_final and
+        // optee_close_session_helper (closing a system session wakes a waiter). Missing the
+        // second site once made a real wake-up invisible and the checker blamed the patch.
+        var listing = ObjdumpListing.Parse(ReadFixture("optee-6.12-v9-patch.objdump.txt"), "optee-6.12-v9-patch.objdump.txt");
+        var code = CallQueueAnalyzer.Analyze(listing);
+        Assert.That(code.WakeUps.Select(s => s.Function).Distinct(),
+            Is.EquivalentTo(new[] { "optee_cq_wait_final", "optee_close_session_helper" }));
+        Assert.That(code.WakeUps.Select(s => s.Function), Has.None.StartsWith("optee_notif_").And.None.StartsWith("optee_supp_"));
+    }
+
+    [Test]
     public void Kernel612_WithBtfArguments_PlanReadsTheCountersByNameWithComputedFallbacks()
     {
         var plan = ProbePlanner.Plan(Facts(Kernel612, btfArgs: true), Listing(Kernel612));

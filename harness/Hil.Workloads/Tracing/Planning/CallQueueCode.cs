@@ -51,8 +51,13 @@ public static class CallQueueAnalyzer
     public const string WaitInit = "optee_cq_wait_init";
     public const string WaitForCompletion = "optee_cq_wait_for_completion";
     public const string WaitFinal = "optee_cq_wait_final";
-    /// <summary>Call-queue helpers are named optee_cq_*: the wake-up helper, when not inlined, is one of them.</summary>
+    /// <summary>Call-queue helpers are named optee_cq_*.</summary>
     public const string Prefix = "optee_cq_";
+    /// <summary>
+    /// Notification entries share the waiter's layout (a list node, then a completion), so their
+    /// complete() calls look like wake-ups; notif.c names every function optee_notif_*.
+    /// </summary>
+    public const string NotificationPrefix = "optee_notif_";
 
     public static CallQueueCode Analyze(ObjdumpListing listing)
     {
@@ -76,7 +81,10 @@ public static class CallQueueAnalyzer
         var done = DoneOffset(wfc, sleep + 1, after, w) ?? completion;
 
         var wakeUps = new List<CodeSite>();
-        foreach (var f in listing.Functions.Where(f => f.Name.StartsWith(Prefix, StringComparison.Ordinal)).OrderBy(f => f.Name, StringComparer.Ordinal))
+        // Every function, not only optee_cq_*: the wake-up helper is static, and a patch that makes
+        // its caller smaller gets it inlined there (v9 inlines it into optee_close_session_helper);
+        // a wake-up site missed is a wake-up the checker never sees.
+        foreach (var f in listing.Functions.Where(f => !f.Name.StartsWith(NotificationPrefix, StringComparison.Ordinal)).OrderBy(f => f.Name, StringComparer.Ordinal))
         {
             for (var i = 0; i < f.Instructions.Count; i++)
             {
