@@ -26,12 +26,20 @@
  *                                         a register's result is a record (rc), not a rejected command
  *               go [LEAD_MS]              start every queued call; t0 = now + LEAD_MS (default 10)
  *               cancel                    drop calls not started yet (running ones finish their hold)
- *               reset                     close every session, forget every record (not while a run is in flight)
+ *               reset                     close every session, forget every record (not while a run is in flight);
+ *                                         also disarms a stall
+ *               stall SYMBOL+OFFSET USEC  timing injection (a fault-injection aid, beside the real path): a kprobe at
+ *                                         SYMBOL+OFFSET (e.g. optee_cq_wait_for_completion+0x30) whose pre-handler
+ *                                         busy-waits USEC microseconds (1..20000), only in this module's own call
+ *                                         threads (hilcq-N; every other task passes untouched), to widen a race
+ *                                         window of the driver without changing the driver; replaces an armed stall
+ *               stall off                 unregister it (also done by reset and at unload)
  *             a rejected command fails the write() (EINVAL, ENOENT, EEXIST, EBUSY, ENOSPC, ENODEV, EIO)
  *             and leaves the reason in `error`
  *   results   one line per record (open / invoke / close), see format_record()
  *   sessions  one line per open session
- *   info      key: value lines (kernel release, system-session support, run state, time base)
+ *   info      key: value lines (kernel release, system-session support, run state, time base, the stall:
+ *             "stall: off" or "stall: SYMBOL+0xOFF", "stall_us", "stall_hits")
  *   error     the reason the last command was rejected (empty after a command that succeeded)
  *   firmware  what OP-TEE itself says, asked with a fast SMC of its own (not through the driver):
  *             thread_count (OPTEE_SMC_GET_THREAD_COUNT, i.e. CFG_NUM_THREADS) and the conduit
@@ -56,6 +64,8 @@
 #include <linux/kthread.h>
 #include <linux/ktime.h>
 #include <linux/hrtimer.h>
+#include <linux/delay.h>
+#include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/of.h>
@@ -71,7 +81,7 @@
 
 #define HIL_FN __aligned(8)
 
-#define HIL_VERSION 2
+#define HIL_VERSION 3
 #define MAX_SESSIONS 16
 #define MAX_RECORDS 256
 #define NAME_LEN 16            /* 15 characters and the NUL */
@@ -755,6 +765,114 @@ static int HIL_FN cmd_cancel(int argc, char **argv)
 	return 0;
 }
 
+/* ---- timing injection: a stall in our own call threads ------------------ */
+
+/*
+ * A kprobe whose pre-handler busy-waits, hit only by this module's call threads: it widens a race
+ * window of the driver (e.g. between wait_for_completion() returning and the woken caller taking
+ * the queue's mutex) without touching the driver. A fault-injection aid beside the real path, not
+ * a model of it. Guarded by hil.ctl; the handler reads only stall_us and the task table.
+ */
+#define MAX_STALL_US 20000U
+#define STALL_SYM_LEN 128
+
+static struct {
+	bool armed;
+	struct kprobe kp;
+	char sym[STALL_SYM_LEN];
+	unsigned int offset;
+	u32 us;
+	atomic_t hits;
+} stall;
+
+/* One of our call threads? Compares task pointers only (nothing is dereferenced). */
+static bool HIL_FN is_call_thread(struct task_struct *t)
+{
+	unsigned int i, n = min_t(unsigned int, READ_ONCE(hil.nrec), MAX_RECORDS);
+
+	if (!(t->flags & PF_KTHREAD))
+		return false;
+	for (i = 0; i < n; i++)
+		if (READ_ONCE(hil.rec[i].task) == t)
+			return true;
+	return false;
+}
+
+#ifdef CONFIG_KPROBES
+static int HIL_FN stall_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	u32 us = READ_ONCE(stall.us);
+
+	if (!us || !is_call_thread(current))
+		return 0;
+	atomic_inc(&stall.hits);
+	while (us >= 1000) {
+		udelay(1000);
+		us -= 1000;
+	}
+	if (us)
+		udelay(us);
+	return 0;
+}
+#endif
+
+static void HIL_FN stall_disarm(void)
+{
+#ifdef CONFIG_KPROBES
+	if (!stall.armed)
+		return;
+	unregister_kprobe(&stall.kp);   /* waits for handlers in progress */
+	stall.armed = false;
+	pr_info("stall off (%s+0x%x hit %d times)\n", stall.sym, stall.offset, atomic_read(&stall.hits));
+#endif
+}
+
+static int HIL_FN cmd_stall(int argc, char **argv)
+{
+	char *plus;
+	unsigned int off, i;
+	u32 us;
+	int rc;
+
+	if (argc == 2 && !strcmp(argv[1], "off")) {
+		stall_disarm();
+		return 0;
+	}
+	if (argc != 3)
+		return reject(-EINVAL, "usage: stall SYMBOL+OFFSET USEC | stall off");
+#ifndef CONFIG_KPROBES
+	return reject(-ENODEV, "stall: the kernel is built without CONFIG_KPROBES");
+#else
+	plus = strchr(argv[1], '+');
+	if (!plus || plus == argv[1] || plus - argv[1] >= STALL_SYM_LEN)
+		return reject(-EINVAL, "stall: site '%.40s' is not SYMBOL+OFFSET", argv[1]);
+	for (i = 0; argv[1] + i < plus; i++)
+		if (!isalnum(argv[1][i]) && argv[1][i] != '_' && argv[1][i] != '.')
+			return reject(-EINVAL, "stall: bad symbol in '%.40s'", argv[1]);
+	if (kstrtouint(plus + 1, 0, &off) || off > 0x10000)
+		return reject(-EINVAL, "stall: bad offset in '%.40s'", argv[1]);
+	if (kstrtou32(argv[2], 10, &us) || !us || us > MAX_STALL_US)
+		return reject(-EINVAL, "stall: usec '%.20s' is not 1..%u", argv[2], MAX_STALL_US);
+	stall_disarm();
+	memset(&stall.kp, 0, sizeof(stall.kp));
+	memcpy(stall.sym, argv[1], plus - argv[1]);
+	stall.sym[plus - argv[1]] = '\0';
+	stall.offset = off;
+	WRITE_ONCE(stall.us, us);
+	atomic_set(&stall.hits, 0);
+	stall.kp.symbol_name = stall.sym;
+	stall.kp.offset = off;
+	stall.kp.pre_handler = stall_pre;
+	rc = register_kprobe(&stall.kp);
+	if (rc)
+		return reject(rc == -ENOENT ? -ENOENT : -EINVAL, "stall: cannot probe %s+0x%x (register_kprobe rc %d)",
+			      stall.sym, off, rc);
+	stall.armed = true;
+	pr_info("stall armed: %s+0x%x, %u us in call threads\n", stall.sym, off, us);
+	return 0;
+#endif
+}
+
 static int HIL_FN cmd_reset(int argc, char **argv)
 {
 	unsigned int i, busy;
@@ -762,6 +880,7 @@ static int HIL_FN cmd_reset(int argc, char **argv)
 
 	if (argc != 1)
 		return reject(-EINVAL, "usage: reset");
+	stall_disarm();
 	busy = in_flight_now();
 	if (busy)
 		return reject(-EBUSY, "reset: %u calls have not finished (wait, or cancel first)", busy);
@@ -795,7 +914,9 @@ static int HIL_FN dispatch(int argc, char **argv)
 		return cmd_cancel(argc, argv);
 	if (!strcmp(argv[0], "reset"))
 		return cmd_reset(argc, argv);
-	return reject(-EINVAL, "unknown command '%.20s' (open, close, call, register, register-id, go, cancel, reset)", argv[0]);
+	if (!strcmp(argv[0], "stall"))
+		return cmd_stall(argc, argv);
+	return reject(-EINVAL, "unknown command '%.20s' (open, close, call, register, register-id, go, cancel, reset, stall)", argv[0]);
 }
 
 static ssize_t HIL_FN ctl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *ppos)
@@ -933,6 +1054,13 @@ static int HIL_FN info_show(struct seq_file *m, void *v)
 		   waiting + calling ? "running" : "idle", queued, waiting, calling, done, cancelled);
 	seq_printf(m, "t0_ns: %llu\nruns: %u\nnow_ns: %llu\nmax_start_ms: %u\nmax_hold_ms: %u\n", t0, runs,
 		   ktime_get_ns(), MAX_START_MS, MAX_HOLD_MS);
+	mutex_lock(&hil.ctl);
+	if (stall.armed)
+		seq_printf(m, "stall: %s+0x%x\nstall_us: %u\n", stall.sym, stall.offset, stall.us);
+	else
+		seq_puts(m, "stall: off\n");
+	seq_printf(m, "stall_hits: %d\n", atomic_read(&stall.hits));
+	mutex_unlock(&hil.ctl);
 	return 0;
 }
 
@@ -1089,6 +1217,7 @@ static void __exit HIL_FN hil_exit(void)
 	/* Waits for commands and reads in progress; no new one can start. */
 	debugfs_remove_recursive(hil.dir);
 	mutex_lock(&hil.ctl);
+	stall_disarm();
 	busy = in_flight_now();
 	if (busy)
 		pr_info("unloading with %u calls in flight: dropping those not started, waiting for the others\n", busy);
@@ -1111,4 +1240,4 @@ module_exit(hil_exit);
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("HilHarness");
 MODULE_DESCRIPTION("Timed OP-TEE calls from kernel threads for call-queue tests");
-MODULE_VERSION("2");
+MODULE_VERSION("3");
