@@ -6,6 +6,7 @@ using Hil.Suites.Common;
 using Hil.Workloads.Holder;
 using Hil.Workloads.Kmod;
 using Hil.Workloads.Tracing;
+using Hil.Workloads.Tracing.Planning;
 using static Hil.Suites.SystemThreads.TraceVerdicts;
 
 namespace Hil.Suites.SystemThreads;
@@ -197,6 +198,9 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         }
     }, Budget);
 
+    /// <summary>How long a woken caller of ours is held between wait_for_completion's return and the queue's mutex.</summary>
+    private const uint StallUs = 15_000;
+
     /// <summary>
     /// The other half of the requeue rule: a woken caller's completion is cleared when it moves to the
     /// tail. Every thread's call ends at the same moment while two callers wait, a few rounds in a row:
@@ -204,8 +208,9 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
     /// scans the list and completes X a second time. The driver must drop that second completion at
     /// X's requeue (the second waiter then waits for X's end); a driver that keeps it lets X run with
     /// its completion set, which its wait_final shows (done=1) and forwards — the conformance check
-    /// judges every wait_final's flag and wake-ups. Whether the race happens in a round is the board's
-    /// timing; the test makes it likely and judges every event.
+    /// judges every wait_final's flag and wake-ups. The race window is microseconds wide, so the test
+    /// widens it with timing injection in hil_cq (a kprobe stall in its own call threads just after
+    /// wait_for_completion returns; the driver and every other task are untouched) and judges every event.
     /// </summary>
     [Test, Category("CallQueue")]
     public Task WokenCallersRequeue_WithTheirCompletionCleared_WhenCallsEndAtOnce() => OnBoardAsync(async t =>
@@ -221,7 +226,26 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
             w.Session($"x{r}", SessionKind.Normal).Call($"x{r}", at + 30, 20);
             w.Session($"y{r}", SessionKind.Normal).Call($"y{r}", at + 40, 20);
         }
-        var x = await RunAttemptAsync(t, bench, model, w, 1, null);
+        // Timing injection (hil_cq's stall, the driver untouched): our own callers busy-wait StallUs just
+        // after wait_for_completion returns, before they take the queue's mutex, so the next ender's
+        // complete_one lands on the woken, still-listed caller. The site is the call to mutex_lock that
+        // the disassembly finds after the tracer's woken probe, so the woken event is recorded first.
+        var plan = await bench.Tracing.PlanAsync(Path.Combine(t.OutputDirectory, "stall-plan"), t.Token);
+        var site = plan.Code.RequeueLock
+            ?? throw new ProductFailureException($"{CallQueueAnalyzer.WaitForCompletion} takes no mutex after waking: this driver has no requeue to test");
+        var stallOffset = site.Offset;
+        t.Note($"stall: {site.Location} ({StallUs} us in hil_cq's call threads; woken probe at {plan.Code.Woken.Location})");
+        Attempt x;
+        try
+        {
+            x = await RunAttemptAsync(t, bench, model, w, 1,
+                async (module, ct) => await module.StallAsync(site.Function, stallOffset, StallUs, ct));
+        }
+        finally
+        {
+            await bench.Module.StallOffAsync(CancellationToken.None);
+        }
+        var hits = await bench.Module.StallHitsAsync(t.Token);
         var together = Enumerable.Range(0, rounds).Count(r =>
         {
             var ends = Enumerable.Range(0, model.Threads).Select(i => x.Of($"e{r}{i}").Final!.Value).ToList();
@@ -230,10 +254,13 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         var figures = new FigureSheet(t, "rule-requeue-clears", nameof(WokenCallersRequeue_WithTheirCompletionCleared_WhenCallsEndAtOnce));
         figures.Informational($"rounds whose {model.Threads} calls ended within 2 ms of each other", "-", $"{together} of {rounds}",
             "the board's timing; every wait_final's flag and wake-ups are judged by the conformance check");
+        figures.Informational("woken callers stalled before taking the queue's mutex", "-", $"{hits} ({StallUs} us each)",
+            "timing injection widens the requeue window; what the driver does is judged by the model alone");
         using (Assert.EnterMultipleScope())
         {
             for (var r = 0; r < rounds; r++)
                 Assert.That(Waited(x.Of($"x{r}")) && Waited(x.Of($"y{r}")), Is.True, $"round {r}: X and Y found every thread busy and slept");
+            Assert.That(hits, Is.GreaterThan(0), "the stall was hit: woken callers of ours were held in the requeue window");
             figures.Asserted("call-queue events of the run conforming to the model (every wait_final's done flag and wake-ups)", x.Conformance.Events, x.Conformance.Conforms,
                 Is.True, "the trace conforms", shown: "all");
         }

@@ -16,9 +16,15 @@ public static partial class KmodLimits
     public const uint MaxHoldMs = 60_000;
     public const uint MaxLeadMs = 10_000;
     public const int MaxNameLength = 15;
+    /// <summary>The longest stall the module accepts (a busy-wait in a kprobe handler).</summary>
+    public const uint MaxStallUs = 20_000;
 
     [GeneratedRegex("^[A-Za-z0-9_-]{1,15}$")]
     public static partial Regex SessionName();
+
+    /// <summary>A kernel symbol as the module's stall command takes it.</summary>
+    [GeneratedRegex("^[A-Za-z0-9_.]{1,127}$")]
+    public static partial Regex SymbolName();
 
     public static string CheckName(string name) =>
         SessionName().IsMatch(name) ? name
@@ -47,6 +53,12 @@ public abstract record KmodCommand
     public static KmodCommand Go(uint? leadMs = null) => new StartRun(leadMs);
     public static KmodCommand Cancel { get; } = new CancelWaiting();
     public static KmodCommand Reset { get; } = new ResetAll();
+    /// <summary>
+    /// Timing injection: a kprobe at <paramref name="symbol"/>+<paramref name="offset"/> that busy-waits
+    /// <paramref name="microseconds"/> in the module's own call threads only (widens a race window; the driver is untouched).
+    /// </summary>
+    public static KmodCommand Stall(string symbol, int offset, uint microseconds) => new StallAt(symbol, offset, microseconds);
+    public static KmodCommand StallOff { get; } = new StallDisarm();
 
     private static string Ms(uint v) => v.ToString(CultureInfo.InvariantCulture);
 
@@ -123,6 +135,28 @@ public abstract record KmodCommand
     public sealed record ResetAll : KmodCommand
     {
         public override string Line => "reset";
+    }
+
+    public sealed record StallAt : KmodCommand
+    {
+        public StallAt(string symbol, int offset, uint microseconds)
+        {
+            Symbol = KmodLimits.SymbolName().IsMatch(symbol) ? symbol
+                : throw new ArgumentException($"'{symbol}' is not a kernel symbol name (1-127 of A-Z a-z 0-9 _ .)", nameof(symbol));
+            Offset = offset is >= 0 and <= 0x10000 ? offset : throw new ArgumentOutOfRangeException(nameof(offset), offset, "offset must be 0..0x10000");
+            Microseconds = microseconds is >= 1 and <= KmodLimits.MaxStallUs ? microseconds
+                : throw new ArgumentOutOfRangeException(nameof(microseconds), microseconds, $"a stall is 1..{KmodLimits.MaxStallUs} us");
+        }
+        public string Symbol { get; }
+        public int Offset { get; }
+        public uint Microseconds { get; }
+        public string Site => $"{Symbol}+0x{Offset.ToString("x", CultureInfo.InvariantCulture)}";
+        public override string Line => $"stall {Site} {Ms(Microseconds)}";
+    }
+
+    public sealed record StallDisarm : KmodCommand
+    {
+        public override string Line => "stall off";
     }
 }
 

@@ -55,6 +55,21 @@ public class KmodCommandTests
     }
 
     [Test]
+    public void StallsRenderTheirSiteAndRefuseWhatTheModuleRefuses()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(KmodCommand.Stall("optee_cq_wait_for_completion", 0x30, 15_000).Line, Is.EqualTo("stall optee_cq_wait_for_completion+0x30 15000"));
+            Assert.That(KmodCommand.StallOff.Line, Is.EqualTo("stall off"));
+            Assert.That(() => KmodCommand.Stall("f;reboot", 0, 1), Throws.ArgumentException);
+            Assert.That(() => KmodCommand.Stall("", 0, 1), Throws.ArgumentException);
+            Assert.That(() => KmodCommand.Stall("f", -4, 1), Throws.InstanceOf<ArgumentOutOfRangeException>());
+            Assert.That(() => KmodCommand.Stall("f", 0, 0), Throws.InstanceOf<ArgumentOutOfRangeException>());
+            Assert.That(() => KmodCommand.Stall("f", 0, KmodLimits.MaxStallUs + 1), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        }
+    }
+
+    [Test]
     public void TheSendScriptQuotesEveryLine()
     {
         var script = KmodDriver.SendScript(["open a normal", "call x'; reboot; echo ' 0 1", "go"]);

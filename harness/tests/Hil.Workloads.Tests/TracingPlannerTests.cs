@@ -24,6 +24,7 @@ public class TracingPlannerTests
             Assert.That(code.DoneOffset, Is.EqualTo(0x10));
             Assert.That(code.Woken.Location, Is.EqualTo("optee_cq_wait_for_completion+0x2c"));
             Assert.That(code.Woken.RegisterName, Is.EqualTo("x19"));
+            Assert.That(code.RequeueLock?.Location, Is.EqualTo("optee_cq_wait_for_completion+0x30"));
             Assert.That(code.WakeUps.Select(s => $"{s.Location} {s.RegisterName}"), Is.EqualTo(new[] { "optee_cq_complete_one+0x5c x0" }));
             Assert.That(code.HasSysArgument, Is.True);
             // The same offsets BTF gives for struct optee_call_queue on this kernel (pahole): 48, 52, 56.

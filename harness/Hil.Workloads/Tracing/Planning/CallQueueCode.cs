@@ -22,6 +22,12 @@ public sealed record CallQueueCode
     public required int DoneOffset { get; init; }
     /// <summary>Just after wait_for_completion returns in optee_cq_wait_for_completion, and the register holding w.</summary>
     public required CodeSite Woken { get; init; }
+    /// <summary>
+    /// The woken caller's call to mutex_lock in optee_cq_wait_for_completion: between Woken and here the
+    /// caller has consumed its wake-up but is still listed, unlocked (the requeue's race window).
+    /// Null when that function takes no lock after waking.
+    /// </summary>
+    public CodeSite? RequeueLock { get; init; }
     /// <summary>Each complete() call whose argument is a waiter's completion; the register is x0 at the call (w = x0 - CompletionOffset).</summary>
     public required IReadOnlyList<CodeSite> WakeUps { get; init; }
     /// <summary>optee_cq_wait_init takes a third argument (bool sys_thread, Linux 6.8+), read before it is overwritten.</summary>
@@ -79,6 +85,11 @@ public static class CallQueueAnalyzer
             $"instruction after bl wait_for_completion; x{wokenReg} = x1 at entry");
 
         var done = DoneOffset(wfc, sleep + 1, after, w) ?? completion;
+        var lockAt = Enumerable.Range(sleep + 1, wfc.Instructions.Count - sleep - 1).Cast<int?>()
+            .FirstOrDefault(i => wfc.Instructions[i!.Value].CallTarget == "mutex_lock");
+        var requeueLock = lockAt is { } li
+            ? new CodeSite(WaitForCompletion, wfc.Instructions[li].Offset, 0, "bl mutex_lock after wait_for_completion returns")
+            : null;
 
         var wakeUps = new List<CodeSite>();
         // Every function, not only optee_cq_*: the wake-up helper is static, and a patch that makes
@@ -102,6 +113,7 @@ public static class CallQueueAnalyzer
             CompletionOffset = completion,
             DoneOffset = done,
             Woken = woken,
+            RequeueLock = requeueLock,
             WakeUps = wakeUps,
             HasSysArgument = ReadsBeforeWriting(init, 2),
             TotalOffset = counters?.Total,
