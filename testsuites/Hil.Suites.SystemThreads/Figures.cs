@@ -33,6 +33,24 @@ public sealed class FigureSheet(BoardTestContext t, string test, string testMeth
         Assert.That(actual, constraint, message);
     }
 
+    /// <summary>
+    /// Asserted against the model's replay of the traced traffic, unless the trace shows, before the
+    /// measured moment, an interleaving the replay cannot reproduce (<paramref name="replayCannotFollow"/>:
+    /// a woken caller overtaken). Then a disagreement is reported, not asserted: the conformance
+    /// check has judged every event in the board's own order.
+    /// </summary>
+    public void AssertedAgainstReplay<T>(string measure, object? predicted, T actual, IResolveConstraint constraint, string message,
+        string? replayCannotFollow, object? shown = null, string? tolerance = null, string? how = null)
+    {
+        if (replayCannotFollow is not null && !constraint.Resolve().ApplyTo(actual).IsSuccess)
+        {
+            Informational(measure, predicted, shown ?? actual,
+                $"the replay cannot follow this run ({replayCannotFollow}); the conformance check judged every event in the board's order");
+            return;
+        }
+        Asserted(measure, predicted, actual, constraint, message, shown, tolerance, how);
+    }
+
     /// <summary>A figure no test asserts; <paramref name="reason"/> says why (the table prints it).</summary>
     public void Informational(string measure, object? predicted, object? observed, string reason) =>
         Figures.Write(t, new Figure("", "", "", test, measure, Figures.Format(predicted), Figures.Format(observed), null,

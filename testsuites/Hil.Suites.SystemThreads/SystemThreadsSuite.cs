@@ -168,8 +168,9 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         {
             Assert.That(registration == SystemRegistration.Registered, Is.EqualTo(model.SystemSessionsAllowed), "system session registration");
             Assert.That(kernelCall.Sys, Is.EqualTo(model.SystemSessionsAllowed), "the call carried the sys flag exactly when registration succeeded");
-            figures.Asserted("the same wait (ms) — the traced traffic (holders and background caller) replayed by the model", Math.Round(replayWaitMs, 1), waitMs,
+            figures.AssertedAgainstReplay("the same wait (ms) — the traced traffic (holders and background caller) replayed by the model", Math.Round(replayWaitMs, 1), waitMs,
                 Is.EqualTo(replayWaitMs).Within(spread.Ms), $"the kernel call's wait for a secure thread (model: {model}; {spread.Describe()})",
+                Overtaking.Before(TraceCalls.Overtakings(traced.TracePath), t0, kernelCall.Enter!.Value),
                 shown: Math.Round(waitMs, 1), tolerance: spread.Tolerance,
                 how: "board and model differ by at most the board's largest lateness against the script in the same run (starts and holds of the scripted calls)");
             figures.Asserted("normal callers inside OP-TEE at once while a system session is registered", bound < 0 ? "never registered" : bound, registeredMost,
@@ -259,8 +260,9 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
             Assert.That(x.C.Blocks + x.C.Refusals, Is.GreaterThan(0), "C found every secure thread busy");
             figures.Asserted("B's wake-up went to A while A still ran (absorbed)", replayAAbsorbed, bToA, Is.EqualTo(replayAAbsorbed),
                 "the trace's complete() at B's end must name A's waiter, before A's end", how: "the trace's complete() at B's end, against the replay");
-            figures.Asserted("C enters OP-TEE at, ms — the traced traffic (background caller included) replayed by the model", Math.Round(replayCEnterMs, 1), cEnterMs,
+            figures.AssertedAgainstReplay("C enters OP-TEE at, ms — the traced traffic (background caller included) replayed by the model", Math.Round(replayCEnterMs, 1), cEnterMs,
                 Is.EqualTo(replayCEnterMs).Within(spread.Ms), $"C entered when the model, replaying the traced traffic, says it should ({spread.Describe()})",
+                x.ReplayCannotFollowUntil(Math.Max(cEnterMs, replayCEnterMs)),
                 shown: Math.Round(cEnterMs, 1), tolerance: spread.Tolerance,
                 how: "board and model differ by at most the board's largest lateness against the script in the same run (starts and holds of the module's calls)");
             figures.Asserted("C entered only when A ended: C's entry minus A's end, ms", 0, (x.C.Enter.Value - x.A.Final!.Value) * 1000,
@@ -282,8 +284,9 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         var figures = new FigureSheet(t, "wakeup-order", nameof(WakeupOrder_AbsorbedWakeup_CWaitsForA_AsTheModelPredicts));
         figures.Informational("C (blocked) enters OP-TEE at, ms after t0 — scripted workload alone", predictedCEnterMs, Math.Round(cEnterMs),
             $"under {model.Policy.Name} the workload does not take the absorbed wake-up path; the replay is asserted");
-        figures.Asserted("C enters OP-TEE at, ms — the traced traffic (background caller included) replayed by the model", Math.Round(replayCEnterMs, 1), cEnterMs,
+        figures.AssertedAgainstReplay("C enters OP-TEE at, ms — the traced traffic (background caller included) replayed by the model", Math.Round(replayCEnterMs, 1), cEnterMs,
             Is.EqualTo(replayCEnterMs).Within(spread.Ms), $"C entered when the model, replaying the traced traffic, says it should ({spread.Describe()})",
+            x.ReplayCannotFollowUntil(Math.Max(cEnterMs, replayCEnterMs)),
             shown: Math.Round(cEnterMs, 1), tolerance: spread.Tolerance,
             how: "board and model differ by at most the board's largest lateness against the script in the same run");
     }
@@ -301,6 +304,9 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         public TracedCall A => Of("a");
         public TracedCall B => Of("b");
         public TracedCall C => Of("c");
+
+        /// <summary>A woken caller overtaken up to <paramref name="ms"/> after t0 (the replay cannot follow the run from there), described; else null.</summary>
+        public string? ReplayCannotFollowUntil(double ms) => Overtaking.Before(TraceCalls.Overtakings(Traced.TracePath), T0, T0 + ms / 1000);
 
         /// <summary>In the model's replay of what the board did, C enters exactly when A ends.</summary>
         public bool ScriptedPatternReplayed =>

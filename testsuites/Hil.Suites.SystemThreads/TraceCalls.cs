@@ -12,6 +12,17 @@ public sealed record TracedCall(string Task, int Pid, string Waiter, bool Sys, d
 /// <summary>A wake-up the driver handed out: <see cref="Task"/> (the caller ending) completed waiter <see cref="Waiter"/> at <see cref="T"/>.</summary>
 public sealed record TracedWakeup(double T, string Task, string Waiter);
 
+/// <summary><see cref="Woken"/>, completed at <see cref="WokenAt"/>, was still on its way out of the wait when <see cref="By"/> was admitted at <see cref="T"/>.</summary>
+public sealed record Overtaking(double T, string Woken, double WokenAt, string By)
+{
+    public string Describe(double t0) =>
+        $"{Woken} was woken at {(WokenAt - t0) * 1000:0.###} ms and {By} was admitted {(T - WokenAt) * 1e6:0} µs later, before {Woken} left its wait";
+
+    /// <summary>The first overtaking in [<paramref name="t0"/>, <paramref name="until"/>], described; null when there is none.</summary>
+    public static string? Before(IReadOnlyList<Overtaking> all, double t0, double until) =>
+        all.FirstOrDefault(o => o.T >= t0 && o.T <= until) is { } o ? o.Describe(t0) : null;
+}
+
 /// <summary>
 /// Reads a hil-cq-trace file into per-call records, to tie the module's and the holder's records
 /// (by thread id and time) to what the driver did with them. The model has already judged the
@@ -78,6 +89,42 @@ public static class TraceCalls
                 e.GetProperty("task").GetString() ?? "", e.GetProperty("w").GetString() ?? ""));
         }
         return wakeups;
+    }
+
+    /// <summary>
+    /// Sleeping callers overtaken while waking: between the complete() that woke one and its return
+    /// from the wait, another caller was admitted. The model allows it (waking takes time; the
+    /// conformance check follows the board's order), but a timed replay wakes callers in zero time
+    /// and cannot reproduce what follows from it.
+    /// </summary>
+    public static IReadOnlyList<Overtaking> Overtakings(string path)
+    {
+        var found = new List<Overtaking>();
+        var taskOf = new Dictionary<string, string>();
+        var sleeping = new HashSet<string>();
+        var waking = new Dictionary<string, double>();
+        foreach (var line in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            using var doc = JsonDocument.Parse(line);
+            var e = doc.RootElement;
+            if (!e.TryGetProperty("ev", out var evp) || !e.TryGetProperty("task", out var taskp)) continue;
+            var task = taskp.GetString() ?? "";
+            var t = e.TryGetProperty("t", out var tp) ? tp.GetDouble() : 0;
+            var w = e.TryGetProperty("w", out var wp) ? wp.GetString() ?? "" : "";
+            switch (evp.GetString())
+            {
+                case "wait_init": taskOf[w] = task; break;
+                case "block": sleeping.Add(w); break;
+                case "complete": if (sleeping.Contains(w)) waking.TryAdd(w, t); break;
+                case "woken": sleeping.Remove(w); waking.Remove(w); break;
+                case "admitted":
+                    foreach (var (v, since) in waking)
+                        if (taskOf.GetValueOrDefault(v) != task) found.Add(new Overtaking(t, taskOf.GetValueOrDefault(v, v), since, task));
+                    break;
+            }
+        }
+        return found;
     }
 
     /// <summary>ftrace names a task "comm-pid"; comm may itself contain '-'.</summary>
