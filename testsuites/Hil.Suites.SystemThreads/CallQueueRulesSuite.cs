@@ -550,8 +550,7 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
 
     /// <summary>
     /// Where the board's wake-ups differ from the replay's only because a waiter woken by one scan
-    /// had consumed it (the trace's woken line lies between the two complete lines) before the next
-    /// scan completed it again: that race, described; otherwise null.
+    /// had consumed it before the next scan completed it again: that race, described; otherwise null.
     /// </summary>
     private static string? ConsumedBetweenScans(Attempt x, IReadOnlyList<TracedWakeup> handed, IReadOnlyList<string> board, IReadOnlyList<string> replay)
     {
@@ -562,9 +561,12 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
             if (board[i] == replay[i]) continue;
             var j = handed.Take(i).ToList().FindLastIndex(v => v.Waiter == handed[i].Waiter);
             if (j < 0) return null;
-            var woken = x.Wokens.FirstOrDefault(v => v.Waiter == handed[i].Waiter && v.T >= handed[j].T && v.T <= handed[i].T);
+            // The driver never completes a waiter whose completion is still set, so a second wake-up to
+            // the same waiter means it had consumed the first; its woken line may still come after the
+            // second complete line (the probe sits after wait_for_completion's return, on another CPU).
+            var woken = x.Wokens.FirstOrDefault(v => v.Waiter == handed[i].Waiter && v.T >= handed[j].T);
             if (woken is null) return null;
-            why.Add($"{board[i]} returned from its wait at {(woken.T - handed[j].T) * 1e6:0} µs after wake-up {j + 1}, before wake-up {i + 1} scanned the list");
+            why.Add($"{board[i]} consumed wake-up {j + 1} before wake-up {i + 1} scanned the list (its woken line {(woken.T - handed[j].T) * 1e6:0} µs after wake-up {j + 1})");
         }
         return $"a woken caller consumed its wake-up before the next scan ({string.Join("; ", why)}); the driver may do that, the replay has no such interleaving, and the conformance check judged each scan in the trace's order";
     }
@@ -668,7 +670,11 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
 
         /// <summary>The replay keeps the order in which the scripted workload alone enters the test's calls (the background changed nothing that matters).</summary>
         public bool KeepsScriptedOrder =>
-            Disagree(n => ReplayMs(Replayed(n).EnteredAt), n => ScriptMs(n), OrderEpsilonMs, scriptedOnly: true).Count == 0;
+            Disagree(n => ReplayMs(Replayed(n).EnteredAt), n => ScriptMs(n), OrderEpsilonMs, scriptedOnly: true, skip: ScriptedTogether).Count == 0;
+
+        /// <summary>Two calls the script starts at the same instant: which one arrives first is the board's race, and so is who waits.</summary>
+        private bool ScriptedTogether(string p, string q) =>
+            Script.Calls.FirstOrDefault(c => c.Name == $"{p}/c1")?.ArrivedAt is { } a && Script.Calls.FirstOrDefault(c => c.Name == $"{q}/c1")?.ArrivedAt is { } b && a == b;
 
         private double ScriptMs(string name) => Script.Calls.FirstOrDefault(c => c.Name == $"{name}/c1") is { EnteredAt: { } e } ? e / 1000.0 : double.NaN;
 
