@@ -24,7 +24,7 @@ public class TracingPlannerTests
             Assert.That(code.DoneOffset, Is.EqualTo(0x10));
             Assert.That(code.Woken.Location, Is.EqualTo("optee_cq_wait_for_completion+0x2c"));
             Assert.That(code.Woken.RegisterName, Is.EqualTo("x19"));
-            Assert.That(code.RequeueLock?.Location, Is.EqualTo("optee_cq_wait_for_completion+0x30"));
+            Assert.That(code.FirstWakeUpReturn?.Location, Is.EqualTo("optee_cq_complete_one+0x60"));
             Assert.That(code.WakeUps.Select(s => $"{s.Location} {s.RegisterName}"), Is.EqualTo(new[] { "optee_cq_complete_one+0x5c x0" }));
             Assert.That(code.HasSysArgument, Is.True);
             // The same offsets BTF gives for struct optee_call_queue on this kernel (pahole): 48, 52, 56.
@@ -44,6 +44,7 @@ public class TracingPlannerTests
             Assert.That(code.Woken.RegisterName, Is.EqualTo("x19"));
             Assert.That(code.WakeUps.Select(s => $"{s.Location} {s.RegisterName}"),
                 Is.EqualTo(new[] { "optee_cq_wait_final+0x94 x0", "optee_cq_wait_final+0xfc x0" }));
+            Assert.That(code.FirstWakeUpReturn?.Location, Is.EqualTo("optee_cq_wait_final+0x98"), "complete_one inlined: after the first of its two copies");
             Assert.That(code.HasSysArgument, Is.False);
             Assert.That(code.Counts, Is.False);
         }
@@ -72,6 +73,9 @@ public class TracingPlannerTests
         Assert.That(code.WakeUps.Select(s => s.Function).Distinct(),
             Is.EquivalentTo(new[] { "optee_cq_wait_final", "optee_close_session_helper" }));
         Assert.That(code.WakeUps.Select(s => s.Function), Has.None.StartsWith("optee_notif_").And.None.StartsWith("optee_supp_"));
+        // Inlined: the first wake-up of wait_final returns to the instruction after its bl complete.
+        var first = code.WakeUps.Where(s => s.Function == "optee_cq_wait_final").MinBy(s => s.Offset)!;
+        Assert.That(code.FirstWakeUpReturn, Is.EqualTo(first with { Offset = first.Offset + 4, Evidence = code.FirstWakeUpReturn!.Evidence }));
     }
 
     [Test]

@@ -123,7 +123,7 @@ public static class PatchCommands
         {
             var name = pr.GetValue(board)!;
             if (BoardRecipe.All.All(r => r.Board != name))
-                throw new UsageException($"--board '{name}': patch runs need a QEMU board whose kernel source is known ({string.Join(", ", BoardRecipe.All.Select(r => r.Board))})");
+                throw new UsageException($"--board '{name}': patch runs build against a kernel source HilHarness fetches itself, today the QEMU boards' ({string.Join(", ", BoardRecipe.All.Select(r => r.Board))}); a kernel tree named in a board file is not supported yet");
             if (pr.GetValue(budget) is < 10 or > 3600) throw new UsageException("--test-budget: give 10 to 3600 seconds");
             if (pr.GetValue(instances) is < 1 or > 8) throw new UsageException("--instances: give 1 to 8");
             if (pr.GetValue(controlRuns) is < 1 or > 20) throw new UsageException("--control-runs: give 1 to 20");

@@ -23,11 +23,12 @@ public sealed record CallQueueCode
     /// <summary>Just after wait_for_completion returns in optee_cq_wait_for_completion, and the register holding w.</summary>
     public required CodeSite Woken { get; init; }
     /// <summary>
-    /// The woken caller's call to mutex_lock in optee_cq_wait_for_completion: between Woken and here the
-    /// caller has consumed its wake-up but is still listed, unlocked (the requeue's race window).
-    /// Null when that function takes no lock after waking.
+    /// Where the first wake-up an ending caller hands out returns (the instruction after its
+    /// bl complete, in optee_cq_complete_one or else inlined in optee_cq_wait_final): the queue's
+    /// mutex is still held there, and the woken caller may consume its wake-up before the ender
+    /// scans the list again (the requeue rule's race window). Null when no such call is found.
     /// </summary>
-    public CodeSite? RequeueLock { get; init; }
+    public CodeSite? FirstWakeUpReturn { get; init; }
     /// <summary>Each complete() call whose argument is a waiter's completion; the register is x0 at the call (w = x0 - CompletionOffset).</summary>
     public required IReadOnlyList<CodeSite> WakeUps { get; init; }
     /// <summary>optee_cq_wait_init takes a third argument (bool sys_thread, Linux 6.8+), read before it is overwritten.</summary>
@@ -57,6 +58,7 @@ public static class CallQueueAnalyzer
     public const string WaitInit = "optee_cq_wait_init";
     public const string WaitForCompletion = "optee_cq_wait_for_completion";
     public const string WaitFinal = "optee_cq_wait_final";
+    public const string CompleteOne = "optee_cq_complete_one";
     /// <summary>Call-queue helpers are named optee_cq_*.</summary>
     public const string Prefix = "optee_cq_";
     /// <summary>
@@ -85,11 +87,6 @@ public static class CallQueueAnalyzer
             $"instruction after bl wait_for_completion; x{wokenReg} = x1 at entry");
 
         var done = DoneOffset(wfc, sleep + 1, after, w) ?? completion;
-        var lockAt = Enumerable.Range(sleep + 1, wfc.Instructions.Count - sleep - 1).Cast<int?>()
-            .FirstOrDefault(i => wfc.Instructions[i!.Value].CallTarget == "mutex_lock");
-        var requeueLock = lockAt is { } li
-            ? new CodeSite(WaitForCompletion, wfc.Instructions[li].Offset, 0, "bl mutex_lock after wait_for_completion returns")
-            : null;
 
         var wakeUps = new List<CodeSite>();
         // Every function, not only optee_cq_*: the wake-up helper is static, and a patch that makes
@@ -106,6 +103,7 @@ public static class CallQueueAnalyzer
             }
         }
 
+        var firstReturn = FirstWakeUpReturn(listing, wakeUps);
         var init = listing.Require(WaitInit);
         var counters = Counters(listing);
         return new CallQueueCode
@@ -113,13 +111,25 @@ public static class CallQueueAnalyzer
             CompletionOffset = completion,
             DoneOffset = done,
             Woken = woken,
-            RequeueLock = requeueLock,
+            FirstWakeUpReturn = firstReturn,
             WakeUps = wakeUps,
             HasSysArgument = ReadsBeforeWriting(init, 2),
             TotalOffset = counters?.Total,
             FreeOffset = counters?.Free,
             SysReqOffset = counters?.SysReq,
         };
+    }
+
+    private static CodeSite? FirstWakeUpReturn(ObjdumpListing listing, IReadOnlyList<CodeSite> wakeUps)
+    {
+        var site = wakeUps.FirstOrDefault(s => s.Function == CompleteOne)
+                   ?? wakeUps.Where(s => s.Function == WaitFinal).MinBy(s => s.Offset);
+        if (site is null) return null;
+        var f = listing.Require(site.Function);
+        var i = f.IndexAtOffset(site.Offset);
+        // A tail call (b complete) returns to the caller, not here: no site in this function.
+        if (i < 0 || f.Instructions[i].Mnemonic != "bl" || i + 1 >= f.Instructions.Count) return null;
+        return new CodeSite(site.Function, f.Instructions[i + 1].Offset, 0, $"instruction after the bl complete at {site.Location} (the queue's mutex held)");
     }
 
     private static string Show(SymbolicValue? v) => v?.ToString() ?? "unknown";
