@@ -203,7 +203,8 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
 
     /// <summary>
     /// The other half of the requeue rule: a woken caller's completion is cleared when it moves to the
-    /// tail. Every thread's call ends at about the same moment while X and Y wait, a few rounds in a
+    /// tail. Every thread's call (the last one a system caller's, so that policies keeping a thread
+    /// back let every thread be busy) ends at about the same moment while X and Y wait, a few rounds in a
     /// row. The first ender's wake-up is absorbed by the other (still listed) ender, whose end then
     /// wakes X and, holding an absorbed wake-up, scans the list again to forward it: if X has consumed
     /// its wake-up by then (no lock needed), it is "not done" again and is completed a second time.
@@ -227,7 +228,10 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         {
             // Rounds 400 ms apart: each stalled wake-up holds the queue 15 ms, and a round must be over before the next.
             var at = (uint)(r * 400);
-            for (var i = 0; i < model.Threads; i++) w.Session($"e{r}{i}", SessionKind.Normal).Call($"e{r}{i}", at, 150);
+            // The last ender is a system caller: where a thread is kept for system callers (mainline with a
+            // system session, v9 always) only then are all threads busy at once; on legacy it stays normal.
+            for (var i = 0; i < model.Threads; i++)
+                w.Session($"e{r}{i}", i == model.Threads - 1 ? SessionKind.System : SessionKind.Normal).Call($"e{r}{i}", at, 150);
             w.Session($"x{r}", SessionKind.Normal).Call($"x{r}", at + 30, 20);
             w.Session($"y{r}", SessionKind.Normal).Call($"y{r}", at + 40, 20);
         }
