@@ -12,11 +12,15 @@ public sealed record TracedCall(string Task, int Pid, string Waiter, bool Sys, d
 /// <summary>A wake-up the driver handed out: <see cref="Task"/> (the caller ending) completed waiter <see cref="Waiter"/> at <see cref="T"/>.</summary>
 public sealed record TracedWakeup(double T, string Task, string Waiter);
 
-/// <summary><see cref="Woken"/>, completed at <see cref="WokenAt"/>, was still on its way out of the wait when <see cref="By"/> was admitted at <see cref="T"/>.</summary>
-public sealed record Overtaking(double T, string Woken, double WokenAt, string By)
+/// <summary>
+/// <see cref="Woken"/>, completed at <see cref="WokenAt"/>, had not yet acted on it when <see cref="By"/>
+/// was admitted or ended at <see cref="T"/>; or (<see cref="Twice"/>) <see cref="By"/>'s end completed it a second time.
+/// </summary>
+public sealed record Overtaking(double T, string Woken, double WokenAt, string By, bool Twice = false)
 {
-    public string Describe(double t0) =>
-        $"{Woken} was woken at {(WokenAt - t0) * 1000:0.###} ms and {By} was admitted {(T - WokenAt) * 1e6:0} µs later, before {Woken} left its wait";
+    public string Describe(double t0) => Twice
+        ? $"{By}'s end completed {Woken} twice at {(T - t0) * 1000:0.###} ms ({Woken} had consumed the first wake-up before the second scan)"
+        : $"{Woken} was woken at {(WokenAt - t0) * 1000:0.###} ms and {By} was admitted or ended {(T - WokenAt) * 1e6:0} µs later, before {Woken} acted on its wake-up";
 
     /// <summary>The first overtaking in [<paramref name="t0"/>, <paramref name="until"/>], described; null when there is none.</summary>
     public static string? Before(IReadOnlyList<Overtaking> all, double t0, double until) =>
@@ -92,17 +96,20 @@ public static class TraceCalls
     }
 
     /// <summary>
-    /// Sleeping callers overtaken while waking: between the complete() that woke one and its return
-    /// from the wait, another caller was admitted. The model allows it (waking takes time; the
-    /// conformance check follows the board's order), but a timed replay wakes callers in zero time
-    /// and cannot reproduce what follows from it.
+    /// Where the run went a way a timed replay cannot follow (the replay wakes callers and lets them
+    /// retry in zero time; the model allows every one of these, and the conformance check follows the
+    /// board's own order): (1) a woken caller overtaken — between the complete() that woke it and its
+    /// next decision (admitted, blocked, or its SMC's answer) another caller was admitted or ended;
+    /// (2) one end completing the same waiter twice — the waiter had consumed the first wake-up before
+    /// the end scanned the list again, so the second went to it instead of the next waiter.
     /// </summary>
     public static IReadOnlyList<Overtaking> Overtakings(string path)
     {
         var found = new List<Overtaking>();
         var taskOf = new Dictionary<string, string>();
         var sleeping = new HashSet<string>();
-        var waking = new Dictionary<string, double>();
+        var waking = new Dictionary<string, (double Since, bool Returned)>();
+        var handedSinceFinal = new Dictionary<string, HashSet<string>>();
         foreach (var line in File.ReadLines(path))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
@@ -112,17 +119,30 @@ public static class TraceCalls
             var task = taskp.GetString() ?? "";
             var t = e.TryGetProperty("t", out var tp) ? tp.GetDouble() : 0;
             var w = e.TryGetProperty("w", out var wp) ? wp.GetString() ?? "" : "";
-            switch (evp.GetString())
+            var ev = evp.GetString();
+            // The waiter this task is (its own events end its waking window at its next decision).
+            var own = waking.Keys.FirstOrDefault(v => taskOf.GetValueOrDefault(v) == task);
+            switch (ev)
             {
                 case "wait_init": taskOf[w] = task; break;
                 case "block": sleeping.Add(w); break;
-                case "complete": if (sleeping.Contains(w)) waking.TryAdd(w, t); break;
-                case "woken": sleeping.Remove(w); waking.Remove(w); break;
-                case "admitted":
-                    foreach (var (v, since) in waking)
-                        if (taskOf.GetValueOrDefault(v) != task) found.Add(new Overtaking(t, taskOf.GetValueOrDefault(v, v), since, task));
+                case "complete":
+                    if (sleeping.Contains(w)) waking.TryAdd(w, (t, false));
+                    var handed = handedSinceFinal.GetValueOrDefault(task);
+                    if (handed is not null && !handed.Add(w))
+                        found.Add(new Overtaking(t, taskOf.GetValueOrDefault(w, w), t, task, Twice: true));
+                    break;
+                case "woken":
+                    sleeping.Remove(w);
+                    if (waking.TryGetValue(w, out var k)) waking[w] = (k.Since, true);
                     break;
             }
+            if (ev is "admitted" or "final")
+                foreach (var (v, (since, _)) in waking)
+                    if (taskOf.GetValueOrDefault(v) != task) found.Add(new Overtaking(t, taskOf.GetValueOrDefault(v, v), since, task));
+            if (ev == "final") handedSinceFinal[task] = [];
+            else if (ev is "wait_init" or "close_begin") handedSinceFinal.Remove(task);
+            if (own is not null && waking[own].Returned && ev is "admitted" or "block" or "smc_end") waking.Remove(own);
         }
         return found;
     }
