@@ -479,8 +479,9 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         t.Attach($"{prefix}as-traced.yaml", ScenarioWriter.ToYaml(asTraced), "the traced traffic as a scenario (hil model simulate as-traced.yaml)");
         t.Attach($"{prefix}as-traced.timeline.txt", string.Join("\n", Hil.Model.Execution.Rendering.SimulationText(replay)), "the model's replay of the traced traffic");
         var script = model.Simulate(w.Scenario(model, holders));
+        var wakeups = TraceCalls.Wakeups(traced.TracePath);
         return new Attempt(number, traced, conformance, calls, t0, replay, names, ours, sessions, script,
-            TimingSpread.Of(scripted), TraceCalls.Wakeups(traced.TracePath), TraceCalls.Wokens(traced.TracePath),
+            TimingSpread.Of(scripted).WithWakeUps(ours.Select(kv => (kv.Key, kv.Value)), wakeups), wakeups, TraceCalls.Wokens(traced.TracePath),
             TraceCalls.Overtakings(traced.TracePath));
     }
 

@@ -245,7 +245,7 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         {
             var r = x.Run.Calls.Single(c => c.Session == p.Session);
             return new ScriptedCall(p.Session, r.DueNs!.Value, r.RequestNs, p.HoldMs, x.Of(p.Session));
-        }));
+        })).WithWakeUps(plan.Select(p => (p.Session, x.Of(p.Session))), TraceCalls.Wakeups(x.Traced.TracePath));
         t.Note($"{spread.Describe()}: {spread.Details()}");
 
         var figures = new FigureSheet(t, "wakeup-order", nameof(WakeupOrder_AbsorbedWakeup_CWaitsForA_AsTheModelPredicts));
@@ -280,7 +280,7 @@ public sealed class SystemThreadsSuite(BoardTarget target) : BoardSuite(target)
         {
             var r = x.Run.Calls.Single(c => c.Session == p.Session);
             return new ScriptedCall(p.Session, r.DueNs!.Value, r.RequestNs, p.HoldMs, x.Of(p.Session));
-        }));
+        })).WithWakeUps(plan.Select(p => (p.Session, x.Of(p.Session))), TraceCalls.Wakeups(x.Traced.TracePath));
         var figures = new FigureSheet(t, "wakeup-order", nameof(WakeupOrder_AbsorbedWakeup_CWaitsForA_AsTheModelPredicts));
         figures.Informational("C (blocked) enters OP-TEE at, ms after t0 — scripted workload alone", predictedCEnterMs, Math.Round(cEnterMs),
             $"under {model.Policy.Name} the workload does not take the absorbed wake-up path; the replay is asserted");

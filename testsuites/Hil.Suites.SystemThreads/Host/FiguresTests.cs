@@ -29,7 +29,7 @@ public sealed class FiguresTests
             Assert.That(spread.Ms, Is.EqualTo(41).Within(1e-6));
             Assert.That(spread.Largest.What, Is.EqualTo("a hold"));
             Assert.That(spread.Tolerance, Is.EqualTo("±41 ms"));
-            Assert.That(spread.Describe(), Does.Contain("3 starts and holds").And.Contain("largest: a hold 41 ms"));
+            Assert.That(spread.Describe(), Does.Contain("3 starts, holds and wake-ups").And.Contain("largest: a hold 41 ms"));
             Assert.That(spread.Details(), Is.EqualTo("a start 3 ms, a hold 41 ms, b start 1.5 ms"));
         }
     }
