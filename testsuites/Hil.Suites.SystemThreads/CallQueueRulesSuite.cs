@@ -532,7 +532,13 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
             var board = group.Select(n => (x.Of(n).Enter!.Value - x.T0) * 1000).Order().ToList();
             var replay = group.Select(n => x.ReplayMs(x.Replayed(n).EnteredAt)).Order().ToList();
             var byArrival = group.OrderBy(n => x.Of(n).Arrive).ToList();
-            var lockRace = x.LockRaceWentTheOtherWay(group);
+            // A group mixing user-space holders with scripted calls: which holder thread the replay lets
+            // in is arbitrary (they are interchangeable), and under a policy that keeps a thread back
+            // that choice decides who is refused next; later entries are reported, the first asserted.
+            var lockRace = x.LockRaceWentTheOtherWay(group)
+                ?? (group.Count > 1 && group.Any(Attempt.IsHolder) && !group.All(Attempt.IsHolder)
+                    ? "holders and scripted calls woken together: which holder thread gets in is no part of the model's prediction, and under a policy keeping a thread back it decides who is refused"
+                    : null);
             for (var i = 0; i < group.Count; i++)
             {
                 var name = group.Count == 1 ? byArrival[0] : $"{string.Join(" / ", byArrival)} (woken together), entry {i + 1}";
@@ -696,7 +702,7 @@ public sealed class CallQueueRulesSuite(BoardTarget target) : BoardSuite(target)
         /// The scripted calls, grouped where the replay wakes two or more of them at the same instant
         /// (the ender's complete_one and the forward of an absorbed wake-up): such callers race for the lock.
         /// </summary>
-        private static bool IsHolder(string name) => name.StartsWith("holder", StringComparison.Ordinal);
+        public static bool IsHolder(string name) => name.StartsWith("holder", StringComparison.Ordinal);
 
         public IReadOnlyList<IReadOnlyList<string>> RaceGroups()
         {
