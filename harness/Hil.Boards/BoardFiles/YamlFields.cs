@@ -228,11 +228,22 @@ internal sealed partial class YamlMap(YamlFields f, YamlMappingNode node, string
     }
 }
 
-internal static class BoardPaths
+internal static partial class BoardPaths
 {
-    /// <summary>Board-file paths are relative to the board file; "~/" is the user's home.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")]
+    private static partial System.Text.RegularExpressions.Regex Variable();
+
+    /// <summary>
+    /// Board-file paths are relative to the board file; "~/" is the user's home; ${NAME} and
+    /// ${NAME:-default} take an environment variable (a lab's files live under $HIL_CACHE or a
+    /// lab-wide folder). A variable that is unset and has no default stays as written, so the
+    /// error about the missing file shows it.
+    /// </summary>
     public static string Resolve(string path, string baseDir)
     {
+        path = Variable().Replace(path, m =>
+            Environment.GetEnvironmentVariable(m.Groups[1].Value) is { Length: > 0 } v ? v
+            : m.Groups[2].Success ? m.Groups[2].Value : m.Value);
         if (path.StartsWith("~/", StringComparison.Ordinal))
             path = System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path[2..]);
         return System.IO.Path.GetFullPath(path, baseDir);

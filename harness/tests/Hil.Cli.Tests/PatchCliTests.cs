@@ -40,7 +40,7 @@ public class PatchCliTests
         yield return Case("run: no board instances", null, "--instances: give 1 to 8", "run", "bug-01", "--instances", "0");
         yield return Case("run: no control runs", null, "--control-runs: give 1 to 20", "run", "bug-01", "--control-runs", "0");
         yield return Case("run: a board without a kernel source", null, "a kernel tree named in a board file is not supported yet", "run", "bug-01", "--board", "example-rpi3");
-        yield return Case("run: unknown board", null, "patch runs need a QEMU board", "run", "bug-01", "--board", "no-such-board");
+        yield return Case("run: unknown board", null, "patch runs build against a kernel source HilHarness fetches itself", "run", "bug-01", "--board", "no-such-board");
     }
 
     [TestCaseSource(nameof(BadInput))]
