@@ -29,7 +29,7 @@
  *               reset                     close every session, forget every record (not while a run is in flight);
  *                                         also disarms a stall
  *               stall SYMBOL+OFFSET USEC  timing injection (a fault-injection aid, beside the real path): a kprobe at
- *                                         SYMBOL+OFFSET (e.g. optee_cq_wait_for_completion+0x30) whose pre-handler
+ *                                         SYMBOL+OFFSET (e.g. optee_cq_complete_one+0x60) whose pre-handler
  *                                         busy-waits USEC microseconds (1..20000), only in this module's own call
  *                                         threads (hilcq-N; every other task passes untouched), to widen a race
  *                                         window of the driver without changing the driver; replaces an armed stall

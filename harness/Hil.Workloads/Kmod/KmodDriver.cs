@@ -179,14 +179,13 @@ public sealed class KmodDriver
     /// <summary>
     /// Arms timing injection: the module's own call threads busy-wait <paramref name="microseconds"/> at
     /// <paramref name="symbol"/>+<paramref name="offset"/> (a kprobe; every other task passes untouched).
-    /// Dispose the result (or send stall off / reset) to disarm.
+    /// Disarm with <see cref="StallOffAsync"/> (reset and unloading the module disarm it too).
     /// </summary>
-    public async Task<IAsyncDisposable> StallAsync(string symbol, int offset, uint microseconds, CancellationToken ct = default)
+    public async Task StallAsync(string symbol, int offset, uint microseconds, CancellationToken ct = default)
     {
         var cmd = KmodCommand.Stall(symbol, offset, microseconds);
         await SendAsync([cmd], ct).ConfigureAwait(false);
         _log.Information("kmod: stall armed at {Site}, {Us} us in the module's call threads", ((KmodCommand.StallAt)cmd).Site, microseconds);
-        return new StallLease(this);
     }
 
     public Task StallOffAsync(CancellationToken ct = default) => SendAsync([KmodCommand.StallOff], ct);
@@ -194,17 +193,6 @@ public sealed class KmodDriver
     /// <summary>How often the armed (or last) stall was hit, from the info file (0 when the module predates stalls).</summary>
     public async Task<int> StallHitsAsync(CancellationToken ct = default) =>
         (await ReadInfoAsync(ct).ConfigureAwait(false)).Fields.TryGetValue("stall_hits", out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : 0;
-
-    private sealed class StallLease(KmodDriver driver) : IAsyncDisposable
-    {
-        private bool _done;
-        public async ValueTask DisposeAsync()
-        {
-            if (_done) return;
-            _done = true;
-            if (driver.IsLoaded) await driver.StallOffAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-    }
 
     /// <summary>tee_client_system_session() once more on open session <paramref name="name"/>; its record (Rc: the driver's answer).</summary>
     public Task<KmodRecord> RegisterAsync(string name, CancellationToken ct = default) => RegisterAsync(KmodCommand.Register(name), ct);
